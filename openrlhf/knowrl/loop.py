@@ -1,0 +1,392 @@
+"""The KnowRL controller: the whole method, one iteration at a time, readable top to bottom.
+
+    for each iteration:
+        1. introspection   the policy writes new tasks it judges feasible / infeasible for itself
+        2. classification  each task gets n answers to "is this feasible for you?"
+        3. reward          the group's answers are scored together (consensus by default)
+        4. filter          groups whose mean reward lies outside the band carry little signal
+        5. experience      old and reference log-probs, KL, advantages (Reinforce++ by default)
+        6. update          PPO-clip steps on the policy (DeepSpeed, one Ray actor per rank)
+        7. pool            tasks with high agreement become few-shot examples
+        8. weight sync     the new policy weights go to every vLLM engine
+        9. records, metrics, checkpoint
+
+What it simplifies: weights travel to the engines through Ray's object store (a full state dict
+from rank 0), which is right on one machine and fine for small models; engines and model groups
+are plain actors without placement groups.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+
+import ray
+import torch
+
+from openrlhf.algorithms import compute_kl, get_advantage_estimator, masked_mean
+from openrlhf.knowrl.config import KnowRLConfig
+from openrlhf.knowrl.pool import TaskPool
+from openrlhf.knowrl.prompts import (
+    PromptTemplates,
+    SeedTask,
+    build_classification_prompt,
+    build_introspection_prompt,
+    filter_generated_tasks,
+    parse_generated_tasks,
+    parse_label,
+)
+from openrlhf.knowrl.reward import RewardGroup, agreement, compute_rewards, majority_label
+from openrlhf.knowrl.taxonomy import LABELS, REASON_TO_TYPE
+from openrlhf.rollout.vllm_engine import Generation, create_vllm_engines, generate_on_engines
+from openrlhf.trainer.actor_group import ModelGroup
+from openrlhf.trainer.experience import Experience, build_experience, optimizer_steps, rank_micro_batches
+from openrlhf.utils.ray_utils import get_with_timeout
+from openrlhf.utils.tracking import MetricsLogger, PhaseTimer
+
+
+@dataclass
+class Task:
+    text: str
+    gen_label: str              # the label the task was written for (or its seed/pool label)
+    type: str | None
+    reason: str | None
+    source: str                 # generated | seed | pool
+
+
+@dataclass
+class TaskGroup:
+    """One task and its n classification answers."""
+
+    task: Task
+    prompt: str
+    samples: list[Generation] = field(default_factory=list)
+    labels: list[str | None] = field(default_factory=list)
+    rewards: list[float] = field(default_factory=list)
+    majority: str | None = None
+    agreement: float = 0.0
+    kept: bool = False
+    joined_pool: bool = False
+
+    @property
+    def mean_reward(self) -> float:
+        return sum(self.rewards) / len(self.rewards) if self.rewards else 0.0
+
+
+class KnowRLTrainer:
+    def __init__(self, cfg: KnowRLConfig, model_path: str, tokenizer, seeds: list[SeedTask],
+                 templates: PromptTemplates, reward_fn, use_gpu: bool):
+        self.cfg = cfg
+        self.model_path = model_path
+        self.tokenizer = tokenizer
+        self.seeds = seeds
+        self.templates = templates
+        self.reward_fn = reward_fn
+        self.use_gpu = use_gpu
+        self.pool = TaskPool(cfg.pool_max_size, cfg.pool_agreement_threshold)
+        self.advantage_fn = get_advantage_estimator(cfg.advantage_estimator)
+        self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.engines: list = []
+        self.policy: ModelGroup | None = None
+        self.reference: ModelGroup | None = None
+        self.logger: MetricsLogger | None = None
+
+    # ------------------------------------------------------------------ setup
+    def start(self) -> None:
+        cfg = self.cfg
+        cpus = int(ray.available_resources().get("CPU", os.cpu_count() or 1)) or 1
+        if self.use_gpu:
+            engine_threads = policy_threads = ref_threads = None
+        else:
+            engine_threads = cpus
+            policy_threads = max(1, cpus // cfg.actor_world_size)
+            ref_threads = max(1, cpus // cfg.ref_world_size)
+        t0 = time.perf_counter()
+        self.engines = create_vllm_engines(
+            cfg.vllm_num_engines, self.model_path, seed=cfg.seed,
+            max_model_len=cfg.prompt_max_len + max(cfg.generate_max_len, cfg.introspection_max_len),
+            use_gpu=self.use_gpu, tensor_parallel_size=cfg.vllm_tensor_parallel_size,
+            gpu_memory_utilization=cfg.vllm_gpu_memory_utilization, dtype="bfloat16" if cfg.bf16 else "auto",
+            enforce_eager=cfg.enforce_eager, threads=engine_threads, kv_cache_gb=cfg.vllm_cpu_kvcache_gb,
+            ready_timeout=cfg.actor_timeout)
+        common = dict(zero_stage=cfg.zero_stage, bf16=cfg.bf16, seed=cfg.seed,
+                      trust_remote_code=cfg.trust_remote_code)
+        self.policy = ModelGroup("policy", cfg.actor_world_size, use_gpu=self.use_gpu,
+                                 threads_per_rank=policy_threads, timeout=cfg.actor_timeout)
+        init_refs = self.policy.call_all_async(
+            "init_model", self.model_path, trainable=True, micro_batch_size=cfg.micro_train_batch_size,
+            learning_rate=cfg.actor_learning_rate, weight_decay=cfg.l2, max_norm=cfg.max_norm,
+            gradient_checkpointing=cfg.gradient_checkpointing, lr_warmup_steps=cfg.lr_warmup_steps, **common)
+        if cfg.needs_reference:
+            self.reference = ModelGroup("reference", cfg.ref_world_size, use_gpu=self.use_gpu,
+                                        threads_per_rank=ref_threads, timeout=cfg.actor_timeout)
+            init_refs += self.reference.call_all_async(
+                "init_model", self.model_path, trainable=False, micro_batch_size=cfg.micro_rollout_batch_size,
+                **common)
+        get_with_timeout(init_refs, cfg.actor_timeout, "initialising the policy and reference models")
+        print(f"[knowrl] {len(self.engines)} vLLM engine(s), {cfg.actor_world_size} policy rank(s), "
+              f"{cfg.ref_world_size if self.reference else 0} reference rank(s) ready in "
+              f"{time.perf_counter() - t0:.1f}s", flush=True)
+        self.logger = MetricsLogger(cfg.log_dir, cfg.use_tensorboard, cfg.use_wandb, cfg.wandb_project,
+                                    cfg.wandb_run_name, config=asdict(cfg))
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self) -> list[dict]:
+        history = []
+        for iteration in range(1, self.cfg.num_iterations + 1):
+            metrics = self.run_iteration(iteration)
+            history.append(metrics)
+            last = iteration == self.cfg.num_iterations
+            if last or (self.cfg.save_steps > 0 and iteration % self.cfg.save_steps == 0):
+                self.save_checkpoint(iteration)
+        self.save_hf()
+        self.logger.close()
+        return history
+
+    def run_iteration(self, iteration: int) -> dict:
+        cfg = self.cfg
+        rng = random.Random(cfg.seed * 100_003 + iteration)
+        timer = PhaseTimer()
+        start = time.perf_counter()
+
+        with timer("introspection"):
+            tasks, introspection_log = self.introspect(iteration, rng)
+        with timer("classification"):
+            groups = self.classify(tasks)
+        with timer("reward"):
+            for group in groups:
+                self.score(group)
+        kept = [g for g in groups if cfg.min_group_reward <= g.mean_reward <= cfg.max_group_reward]
+        for g in kept:
+            g.kept = True
+
+        train_stats: dict = {}
+        if kept:
+            with timer("experience"):
+                experience = self.make_experience(kept)
+            with timer("update"):
+                train_stats = self.update(experience, rng)
+            with timer("weight_sync"):
+                self.sync_weights()
+        for g in groups:
+            if g.task.source == "generated":
+                g.joined_pool = self.pool.offer(g.task.text, g.majority, g.agreement, iteration,
+                                                g.task.type, g.task.reason)
+
+        with timer("records"):
+            self.write_records(iteration, groups, introspection_log)
+        metrics = self.summarise(groups, kept, tasks, introspection_log, train_stats)
+        metrics.update({f"timing/{k}": v for k, v in timer.seconds.items()})
+        metrics["timing/iteration"] = time.perf_counter() - start
+        self.logger.log(iteration, metrics)
+        print(f"[knowrl] iter {iteration}/{cfg.num_iterations}  agreement {metrics['rollout/agreement']:.3f}  "
+              f"reward {metrics['rollout/reward']:.3f}  unparseable {metrics['rollout/unparseable_rate']:.2f}  "
+              f"kept {len(kept)}/{len(groups)} groups  pool {len(self.pool)}  "
+              f"kl {metrics.get('train/kl', 0.0):.2e}  loss {metrics.get('train/policy_loss', 0.0):+.4f}  "
+              f"({metrics['timing/iteration']:.1f}s)", flush=True)
+        return metrics
+
+    # ------------------------------------------------------------------ 1. introspection
+    def chat(self, user_text: str) -> str:
+        return self.tokenizer.apply_chat_template([{"role": "user", "content": user_text}], tokenize=False,
+                                                  add_generation_prompt=True)
+
+    def prompt_fits(self, prompt: str) -> bool:
+        return len(self.tokenizer(prompt, add_special_tokens=False).input_ids) <= self.cfg.prompt_max_len
+
+    def few_shot_examples(self, rng: random.Random) -> list[SeedTask]:
+        candidates = self.seeds + self.pool.as_seeds()
+        per_label = max(1, self.cfg.few_shot_examples // 2)
+        chosen = []
+        for label in LABELS:
+            same = [s for s in candidates if s.label == label]
+            chosen += rng.sample(same, min(per_label, len(same)))
+        rng.shuffle(chosen)
+        return chosen
+
+    def introspect(self, iteration: int, rng: random.Random) -> tuple[list[Task], list[dict]]:
+        cfg = self.cfg
+        reasons = sorted(REASON_TO_TYPE)
+        targets = []
+        for j in range(cfg.introspection_prompts):
+            label = LABELS[(j + iteration) % 2]
+            targets.append((label, rng.choice(reasons) if label == "infeasible" else None))
+        prompts = [self.chat(build_introspection_prompt(self.templates, self.few_shot_examples(rng), label, reason,
+                                                        cfg.tasks_per_introspection))
+                   for label, reason in targets]
+        fits = [self.prompt_fits(p) for p in prompts]
+        targets = [t for t, ok in zip(targets, fits) if ok]
+        prompts = [p for p, ok in zip(prompts, fits) if ok]
+        sampling = {"temperature": cfg.introspection_temperature, "top_p": 1.0,
+                    "max_tokens": cfg.introspection_max_len, "seed": rng.randrange(2**31)}
+        outputs = generate_on_engines(self.engines, prompts, sampling, 1, cfg.actor_timeout)
+
+        existing = [s.task for s in self.seeds] + [e.task for e in self.pool.entries]
+        tasks: list[Task] = []
+        log = []
+        for (label, reason), out in zip(targets, outputs):
+            text = out[0].text
+            kept, dropped = filter_generated_tasks(parse_generated_tasks(text), existing + [t.text for t in tasks],
+                                                   cfg.min_task_chars, cfg.max_task_chars, cfg.rouge_threshold)
+            kind = REASON_TO_TYPE.get(reason) if reason else None
+            tasks += [Task(t, label, kind, reason, "generated") for t in kept]
+            log.append({"target_label": label, "reason": reason, "output": text, "kept": kept,
+                        "dropped": [{"task": t, "why": why} for t, why in dropped]})
+        rng.shuffle(tasks)
+        tasks = tasks[:cfg.rollout_batch_size]
+        if cfg.fill_from_seeds and len(tasks) < cfg.rollout_batch_size:
+            used = {t.text for t in tasks}
+            spare = [s for s in self.seeds + self.pool.as_seeds() if s.task not in used]
+            for s in rng.sample(spare, min(len(spare), cfg.rollout_batch_size - len(tasks))):
+                tasks.append(Task(s.task, s.label, s.type, s.reason, s.source))
+        return tasks, log
+
+    # ------------------------------------------------------------------ 2. classification
+    def classify(self, tasks: list[Task]) -> list[TaskGroup]:
+        cfg = self.cfg
+        groups = [TaskGroup(task=t, prompt=self.chat(build_classification_prompt(self.templates, t.text)))
+                  for t in tasks]
+        groups = [g for g in groups if self.prompt_fits(g.prompt)]
+        sampling = {"temperature": cfg.temperature, "top_p": cfg.top_p, "max_tokens": cfg.generate_max_len}
+        outputs = generate_on_engines(self.engines, [g.prompt for g in groups], sampling,
+                                      cfg.n_samples_per_prompt, cfg.actor_timeout)
+        for group, samples in zip(groups, outputs):
+            group.samples = samples
+            group.labels = [parse_label(s.text) for s in samples]
+        return groups
+
+    # ------------------------------------------------------------------ 3. reward
+    def score(self, group: TaskGroup) -> None:
+        reward_group = RewardGroup(task=group.task.text, gen_label=group.task.gen_label, labels=group.labels,
+                                   texts=[s.text for s in group.samples])
+        group.rewards = compute_rewards(self.reward_fn, reward_group)
+        group.majority, _ = majority_label(group.labels)
+        group.agreement = agreement(group.labels)
+
+    # ------------------------------------------------------------------ 5. experience
+    def make_experience(self, kept: list[TaskGroup]) -> Experience:
+        cfg = self.cfg
+        samples = [s for g in kept for s in g.samples]
+        rewards = [r for g in kept for r in g.rewards]
+        exp = build_experience([s.prompt_token_ids for s in samples], [s.token_ids for s in samples], rewards,
+                               self.pad_token_id)
+        exp.old_logp = self.score_logprobs(self.policy, exp)
+        if self.reference is not None:
+            exp.ref_logp = self.score_logprobs(self.reference, exp)
+            exp.kl = compute_kl(exp.old_logp, exp.ref_logp, cfg.kl_estimator, exp.action_mask)
+        else:
+            exp.ref_logp = exp.old_logp.clone()
+            exp.kl = torch.zeros_like(exp.old_logp)
+        kl_in_reward = 0.0 if cfg.use_kl_loss else cfg.init_kl_coef
+        exp.advantages, exp.returns = self.advantage_fn(exp.rewards, exp.kl, exp.action_mask,
+                                                        cfg.n_samples_per_prompt, kl_in_reward, cfg.gamma)
+        return exp
+
+    def score_logprobs(self, group: ModelGroup, exp: Experience) -> torch.Tensor:
+        plan = rank_micro_batches(len(exp), group.world_size, self.cfg.micro_rollout_batch_size)
+        per_rank = [([exp.select(idx) if idx else None for idx in rank_plan],) for rank_plan in plan]
+        results = group.call_all("compute_logprobs", self.cfg.temperature, per_rank_args=per_rank)
+        out = torch.zeros_like(exp.action_mask)
+        for rank_plan, rank_results in zip(plan, results):
+            for idx, logp in zip(rank_plan, rank_results):
+                if idx:
+                    out[torch.as_tensor(idx)] = logp
+        return out * exp.action_mask
+
+    # ------------------------------------------------------------------ 6. update
+    def update(self, exp: Experience, rng: random.Random) -> dict:
+        cfg = self.cfg
+        world = self.policy.world_size
+        step_stats = []
+        for _ in range(cfg.max_epochs):
+            order = list(range(len(exp)))
+            rng.shuffle(order)
+            per_rank_steps: list[list[dict]] = [[] for _ in range(world)]
+            for step in optimizer_steps(len(order), cfg.train_batch_size):
+                rows = [order[i] for i in step]
+                # Token-mean over the whole optimizer step; DeepSpeed averages gradients over ranks,
+                # so each rank divides by the step's tokens / world size.
+                normalizer = float(exp.action_mask[torch.as_tensor(rows)].sum()) / world
+                plan = rank_micro_batches(len(rows), world, cfg.micro_train_batch_size)
+                for rank, rank_plan in enumerate(plan):
+                    per_rank_steps[rank].append({
+                        "micro_batches": [exp.select([rows[i] for i in idx]) if idx else None for idx in rank_plan],
+                        "normalizer": normalizer})
+            results = self.policy.call_all(
+                "train_steps", per_rank_args=[(steps,) for steps in per_rank_steps], clip_eps=cfg.eps_clip,
+                temperature=cfg.temperature, use_kl_loss=cfg.use_kl_loss, kl_coef=cfg.init_kl_coef,
+                kl_estimator=cfg.kl_estimator)
+            step_stats += results[0]
+        mean = lambda key: sum(s[key] for s in step_stats) / len(step_stats)  # noqa: E731
+        return {
+            "train/policy_loss": mean("policy_loss"),
+            "train/kl_loss": mean("kl_loss"),
+            "train/clip_frac": mean("clip_frac"),
+            "train/grad_norm": mean("grad_norm"),
+            "train/lr": step_stats[-1]["lr"],
+            "train/optimizer_steps": len(step_stats),
+            "train/kl": float(masked_mean(exp.kl, exp.action_mask)),
+            "train/advantage_abs": float(masked_mean(exp.advantages.abs(), exp.action_mask)),
+            "train/response_length": float(exp.action_mask.sum(1).mean()),
+        }
+
+    # ------------------------------------------------------------------ 8. weight sync
+    def sync_weights(self) -> None:
+        states = self.policy.call_all("full_state_dict")
+        ref = ray.put(states[0])
+        get_with_timeout([e.load_weights.remote(ref) for e in self.engines], self.cfg.actor_timeout,
+                         "loading new weights into the vLLM engines")
+
+    # ------------------------------------------------------------------ 9. records and checkpoints
+    def write_records(self, iteration: int, groups: list[TaskGroup], introspection_log: list[dict]) -> None:
+        folder = os.path.join(self.cfg.log_dir, "iterations")
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, f"iter_{iteration:04d}.jsonl"), "w") as f:
+            for g in groups:
+                f.write(json.dumps({
+                    "iteration": iteration, "task": g.task.text, "source": g.task.source,
+                    "gen_label": g.task.gen_label, "type": g.task.type, "reason": g.task.reason,
+                    "majority": g.majority, "agreement": g.agreement, "mean_reward": g.mean_reward,
+                    "kept": g.kept, "joined_pool": g.joined_pool,
+                    "samples": [{"text": s.text, "label": lab, "reward": r, "finished": s.finished}
+                                for s, lab, r in zip(g.samples, g.labels, g.rewards)],
+                }) + "\n")
+        with open(os.path.join(folder, f"iter_{iteration:04d}_introspection.jsonl"), "w") as f:
+            for entry in introspection_log:
+                f.write(json.dumps({"iteration": iteration, **entry}) + "\n")
+
+    def summarise(self, groups, kept, tasks, introspection_log, train_stats) -> dict:
+        labels = [lab for g in groups for lab in g.labels]
+        rewards = [r for g in groups for r in g.rewards]
+        majorities = [g.majority for g in groups if g.majority is not None]
+        metrics = {
+            "rollout/agreement": sum(g.agreement for g in groups) / max(1, len(groups)),
+            "rollout/reward": sum(rewards) / max(1, len(rewards)),
+            "rollout/unparseable_rate": sum(lab is None for lab in labels) / max(1, len(labels)),
+            "rollout/feasible_share": sum(lab == "feasible" for lab in labels) / max(1, len(labels)),
+            "rollout/majority_feasible_share": sum(m == "feasible" for m in majorities) / max(1, len(majorities)),
+            "rollout/gen_label_consistency": sum(g.majority == g.task.gen_label for g in groups) / max(1, len(groups)),
+            "knowrl/tasks_written": sum(len(e["kept"]) + len(e["dropped"]) for e in introspection_log),
+            "knowrl/tasks_generated": sum(len(e["kept"]) for e in introspection_log),
+            "knowrl/tasks_classified": len(groups),
+            "knowrl/tasks_from_seeds": sum(t.source != "generated" for t in tasks),
+            "knowrl/groups_kept": len(kept),
+            "knowrl/pool_size": len(self.pool),
+        }
+        metrics.update(train_stats)
+        return metrics
+
+    def save_checkpoint(self, iteration: int) -> None:
+        tag = f"iter_{iteration:04d}"
+        self.policy.call_all("save_checkpoint", self.cfg.ckpt_path, tag)
+        state = {"iteration": iteration, "pool": self.pool.state_dict(), "config": asdict(self.cfg)}
+        with open(os.path.join(self.cfg.ckpt_path, tag, "knowrl_state.json"), "w") as f:
+            json.dump(state, f, indent=1)
+        print(f"[knowrl] checkpoint {os.path.join(self.cfg.ckpt_path, tag)}", flush=True)
+
+    def save_hf(self) -> None:
+        self.policy.call_all("save_hf", self.cfg.save_path, self.model_path)
+        print(f"[knowrl] trained model saved to {self.cfg.save_path}", flush=True)

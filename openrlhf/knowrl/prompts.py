@@ -1,0 +1,647 @@
+"""Prompt files and text parsing for KnowRL's self-play loop.
+
+This module owns everything between the editable prompt files in ``knowrl_prompts/`` and the
+plain strings that go to (and come back from) the policy model:
+
+* seed tasks: ``load_seed_tasks`` reads the JSONL seed file(s) into ``SeedTask`` records and
+  rejects malformed lines with ``FILE:LINE: what is wrong — how to fix`` messages;
+* templates: ``load_templates`` reads ``introspection.md`` and ``classification.md`` and checks
+  their ``{placeholders}``; ``build_introspection_prompt`` / ``build_classification_prompt``
+  fill them in (one pass over known names only, never ``str.format``);
+* generated tasks: ``parse_generated_tasks`` pulls ``Task:`` lines out of an introspection
+  answer and ``filter_generated_tasks`` drops short, long, templated, garbled and duplicate
+  ones (duplicates by ``rouge_l_f``);
+* labels: ``parse_label`` turns a classification answer into ``"feasible"``,
+  ``"infeasible"`` or ``None``.
+
+Only the standard library is used. Chat templates are applied by the caller: every
+``build_*`` function returns the text of one user message.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+from openrlhf.knowrl.taxonomy import LABELS, REASON_TO_TYPE, TAXONOMY
+
+__all__ = [
+    "DEFAULT_PROMPTS_DIR",
+    "INTROSPECTION_FILE",
+    "CLASSIFICATION_FILE",
+    "SEED_TASKS_FILE",
+    "PH_EXAMPLES",
+    "PH_NUM_TASKS",
+    "PH_TARGET",
+    "PH_TASK",
+    "INTROSPECTION_PLACEHOLDERS",
+    "CLASSIFICATION_PLACEHOLDERS",
+    "ANSWER_MARKER",
+    "TASK_MARKER",
+    "PromptFileError",
+    "SeedTask",
+    "PromptTemplates",
+    "load_seed_tasks",
+    "load_templates",
+    "describe_reason",
+    "build_introspection_prompt",
+    "build_classification_prompt",
+    "parse_generated_tasks",
+    "filter_generated_tasks",
+    "rouge_l_f",
+    "parse_label",
+]
+
+# --------------------------------------------------------------------------------------------
+# Constants
+# --------------------------------------------------------------------------------------------
+
+#: ``<repo>/knowrl_prompts``, resolved relative to this file (openrlhf/knowrl/prompts.py).
+DEFAULT_PROMPTS_DIR: Path = Path(__file__).resolve().parents[2] / "knowrl_prompts"
+INTROSPECTION_FILE = "introspection.md"
+CLASSIFICATION_FILE = "classification.md"
+SEED_TASKS_FILE = "seed_tasks.jsonl"
+
+# Placeholder names. A template must contain each of its names at least once and no other
+# ``{identifier}``.
+PH_EXAMPLES = "examples"  # introspection: the few-shot example tasks with their labels
+PH_NUM_TASKS = "num_tasks"  # introspection: how many new tasks to write (a number)
+PH_TARGET = "target"  # introspection: "feasible for you: ..." / "infeasible for you ... reason"
+PH_TASK = "task"  # classification: the task to judge, inside a code fence
+
+INTROSPECTION_PLACEHOLDERS: tuple[str, ...] = (PH_EXAMPLES, PH_NUM_TASKS, PH_TARGET)
+CLASSIFICATION_PLACEHOLDERS: tuple[str, ...] = (PH_TASK,)
+_ALL_PLACEHOLDERS = frozenset(INTROSPECTION_PLACEHOLDERS + CLASSIFICATION_PLACEHOLDERS)
+
+#: The first line of a classification answer is ``Label: feasible`` or ``Label: infeasible``.
+ANSWER_MARKER = "Label:"
+#: Every generated task starts its own line with ``Task:``.
+TASK_MARKER = "Task:"
+
+_SEED_KEYS = ("task", "label", "type", "reason", "source")
+_PLACEHOLDER_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_HTML_COMMENT_RE = re.compile(r"<!--.*?-->", re.S)
+
+# --------------------------------------------------------------------------------------------
+# Errors and records
+# --------------------------------------------------------------------------------------------
+
+
+class PromptFileError(ValueError):
+    """A prompt or seed file is malformed.
+
+    The message reads ``FILE:LINE: what is wrong — how to fix`` (``FILE: ...`` when no single
+    line is to blame); ``path`` and ``line`` are kept as attributes.
+    """
+
+    def __init__(self, path: str | Path, line: int | None, what: str, fix: str | None = None):
+        self.path = str(path)
+        self.line = line
+        self.what = what
+        self.fix = fix
+        where = f"{self.path}:{line}" if line is not None else self.path
+        msg = f"{where}: {what}"
+        if fix:
+            msg += f" — {fix}"
+        super().__init__(msg)
+
+
+@dataclass(frozen=True)
+class SeedTask:
+    """One labelled example task.
+
+    ``type``/``reason`` are slugs from ``taxonomy.py``; for an infeasible task ``reason`` is
+    why it is infeasible, for a feasible one the boundary it sits next to (optional).
+    ``source`` says where it came from: ``"seed"`` or e.g. ``"generated"``.
+    """
+
+    task: str
+    label: str
+    type: str | None = None
+    reason: str | None = None
+    source: str = "seed"
+
+
+@dataclass(frozen=True)
+class PromptTemplates:
+    """The two prompt templates, as text with ``{placeholders}`` (HTML comments removed)."""
+
+    introspection: str
+    classification: str
+
+
+# --------------------------------------------------------------------------------------------
+# Seed tasks
+# --------------------------------------------------------------------------------------------
+
+
+def _suggest(value: str, choices) -> str:
+    close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else "use one of: " + ", ".join(sorted(choices))
+
+
+def _norm_task_key(task: str) -> str:
+    return " ".join(task.casefold().split())
+
+
+def load_seed_tasks(path: str | Path) -> list[SeedTask]:
+    """Read seed tasks from a ``.jsonl`` file, or from every ``*.jsonl`` in a directory (sorted).
+
+    One JSON object per line with keys ``task`` (non-empty string), ``label``
+    (``feasible``/``infeasible``, case-insensitive), optional ``type`` and ``reason`` (slugs
+    from ``taxonomy.py``; ``reason`` is required for infeasible tasks and ``type`` is inferred
+    from it when omitted) and optional ``source``. Other keys are ignored unless they look
+    like a misspelt known key. Blank lines are allowed. Raises ``PromptFileError`` naming the
+    file and line on the first problem; a task that repeats an earlier one (ignoring case and
+    whitespace, across all files) is an error.
+    """
+    p = Path(path)
+    if p.is_dir():
+        files = sorted(f for f in p.glob("*.jsonl") if f.is_file())
+        if not files:
+            raise PromptFileError(p, None, "no *.jsonl files in this directory",
+                                  "add a seed file with one JSON task per line")
+    elif p.is_file():
+        files = [p]
+    else:
+        raise PromptFileError(p, None, "no such file or directory",
+                              "pass a .jsonl seed file or a directory of them")
+
+    tasks: list[SeedTask] = []
+    seen: dict[str, str] = {}
+    for f in files:
+        tasks.extend(_load_seed_file(f, seen))
+    return tasks
+
+
+def _load_seed_file(f: Path, seen: dict[str, str]) -> list[SeedTask]:
+    try:
+        raw = f.read_bytes()
+    except OSError as e:
+        raise PromptFileError(f, None, f"cannot read file ({e.strerror or e})", "check the path and permissions") from e
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    out: list[SeedTask] = []
+    for lineno, braw in enumerate(raw.split(b"\n"), start=1):
+        try:
+            line = braw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise PromptFileError(f, lineno, f"not valid UTF-8 (byte {e.start + 1} of the line)",
+                                  "save the file as UTF-8") from e
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise PromptFileError(f, lineno, f"bad JSON ({e.msg} at column {e.colno})",
+                                  "write one complete JSON object per line, with double quotes") from e
+        if not isinstance(obj, dict):
+            raise PromptFileError(f, lineno, f"expected a JSON object, got {type(obj).__name__}",
+                                  'write {"task": ..., "label": ...} on each line')
+        out.append(_seed_from_obj(obj, f, lineno, seen))
+    if not out:
+        raise PromptFileError(f, None, "no tasks in file",
+                              'add one JSON object per line, e.g. {"task": "...", "label": "feasible", "type": "..."}')
+    return out
+
+
+def _seed_from_obj(obj: dict, f: Path, lineno: int, seen: dict[str, str]) -> SeedTask:
+    def err(what: str, fix: str) -> PromptFileError:
+        return PromptFileError(f, lineno, what, fix)
+
+    for key in obj:
+        if key not in _SEED_KEYS:
+            close = difflib.get_close_matches(str(key), _SEED_KEYS, n=1, cutoff=0.75)
+            if close:
+                raise err(f"unknown key {key!r}", f"did you mean {close[0]!r}?")
+
+    task = obj.get("task")
+    if task is None:
+        raise err("missing 'task'", 'add "task": "<the task text>"')
+    if not isinstance(task, str):
+        raise err(f"'task' must be a string, got {type(task).__name__}", "quote the task text")
+    task = task.strip()
+    if not task:
+        raise err("empty 'task'", "write the task text, or delete the line")
+
+    label = obj.get("label")
+    if not isinstance(label, str) or label.strip().lower() not in LABELS:
+        raise err(f"unknown label {label!r}", 'use "feasible" or "infeasible"')
+    label = label.strip().lower()
+
+    def slug(key: str, choices) -> str | None:
+        v = obj.get(key)
+        if v is None or (isinstance(v, str) and not v.strip()):
+            return None
+        if not isinstance(v, str) or v.strip() not in choices:
+            raise err(f"unknown {key} {v!r}", _suggest(str(v), choices))
+        return v.strip()
+
+    kind = slug("type", TAXONOMY)
+    reason = slug("reason", REASON_TO_TYPE)
+    if reason is not None:
+        if kind is None:
+            kind = REASON_TO_TYPE[reason]
+        elif REASON_TO_TYPE[reason] != kind:
+            raise err(f"reason {reason!r} does not belong to type {kind!r}",
+                      f"use type {REASON_TO_TYPE[reason]!r} or one of its reasons: " + ", ".join(TAXONOMY[kind]))
+    if label == "infeasible" and reason is None:
+        raise err("infeasible task without 'reason'",
+                  'add "reason": one of ' + ", ".join(REASON_TO_TYPE))
+
+    source = obj.get("source", "seed")
+    if not isinstance(source, str) or not source.strip():
+        raise err(f"bad source {source!r}", "use a non-empty string or drop the key")
+
+    key = _norm_task_key(task)
+    if key in seen:
+        raise err(f"duplicate task (same as {seen[key]})", "delete one of the two lines")
+    seen[key] = f"{f}:{lineno}"
+    return SeedTask(task=task, label=label, type=kind, reason=reason, source=source.strip())
+
+
+# --------------------------------------------------------------------------------------------
+# Templates
+# --------------------------------------------------------------------------------------------
+
+
+def _check_template(path: Path, text: str, required: tuple[str, ...]) -> None:
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        for m in _PLACEHOLDER_RE.finditer(line):
+            if m.group(1) not in required:
+                raise PromptFileError(path, lineno, f"unknown placeholder {{{m.group(1)}}}",
+                                      "use only " + ", ".join("{" + r + "}" for r in required))
+    present = {m.group(1) for m in _PLACEHOLDER_RE.finditer(text)}
+    for name in required:
+        if name not in present:
+            raise PromptFileError(path, None, f"missing placeholder {{{name}}}",
+                                  f"put {{{name}}} where it should be filled in")
+
+
+def _read_template(path: Path, required: tuple[str, ...]) -> str:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as e:
+        raise PromptFileError(path, None, "template file not found", "create it (see knowrl_prompts/README.md)") from e
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise PromptFileError(path, line, "not valid UTF-8", "save the file as UTF-8") from e
+    # HTML comments are notes for editors; keep their newlines so line numbers stay right.
+    text = _HTML_COMMENT_RE.sub(lambda m: "\n" * m.group(0).count("\n"), text)
+    _check_template(path, text, required)
+    text = re.sub(r"\n{3,}", "\n\n", text).strip()
+    return text
+
+
+def load_templates(prompts_dir: str | Path = DEFAULT_PROMPTS_DIR) -> PromptTemplates:
+    """Read ``introspection.md`` and ``classification.md`` from ``prompts_dir``.
+
+    ``<!-- HTML comments -->`` are removed (they are notes for editors). Each template must
+    contain all of its placeholders and no other ``{identifier}``; otherwise
+    ``PromptFileError`` names the file (and line) and the placeholder.
+    """
+    d = Path(prompts_dir)
+    return PromptTemplates(
+        introspection=_read_template(d / INTROSPECTION_FILE, INTROSPECTION_PLACEHOLDERS),
+        classification=_read_template(d / CLASSIFICATION_FILE, CLASSIFICATION_PLACEHOLDERS),
+    )
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    """One pass over ``{name}`` for the given names; inserted text is never re-scanned."""
+    pattern = re.compile(r"\{(" + "|".join(re.escape(k) for k in values) + r")\}")
+    return pattern.sub(lambda m: values[m.group(1)], template)
+
+
+def describe_reason(reason: str) -> str:
+    """The taxonomy description of ``reason``, addressed to the model ("you"/"your")."""
+    desc = TAXONOMY[REASON_TO_TYPE[reason]][reason]
+    return desc.replace("the model's", "your").replace("the model does", "you do").replace("the model", "you")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _format_example(ex: SeedTask) -> str:
+    label = ex.label
+    if ex.label == "infeasible" and ex.reason in REASON_TO_TYPE:
+        label += f" ({describe_reason(ex.reason)})"
+    return f"{TASK_MARKER} {_one_line(ex.task)}\n{ANSWER_MARKER} {label}"
+
+
+def _target_text(target_label: str, reason: str | None) -> str:
+    if target_label == "feasible":
+        text = "feasible for you: tasks you can do completely and correctly on your own"
+        if reason is not None:
+            text += f", even though they come close to this limit: {describe_reason(reason)}"
+        return text + "."
+    if reason is None:
+        return "infeasible for you: tasks you cannot do well."
+    return f"infeasible for you because of this reason: {describe_reason(reason)}."
+
+
+def build_introspection_prompt(templates: PromptTemplates, examples: list[SeedTask], target_label: str,
+                               reason: str | None, num_tasks: int) -> str:
+    """The user message asking the model to write ``num_tasks`` new tasks of ``target_label``.
+
+    ``examples`` are shown as ``Task: ...`` / ``Label: ...`` pairs (infeasible ones with their
+    reason). ``reason`` (a taxonomy slug) names why the new tasks should be infeasible, or for
+    feasible tasks the limit they should come close to; ``None`` asks for any such task.
+    """
+    if target_label not in LABELS:
+        raise ValueError(f"target_label must be one of {LABELS}, got {target_label!r}")
+    if reason is not None and reason not in REASON_TO_TYPE:
+        raise ValueError(f"unknown reason {reason!r}: {_suggest(str(reason), REASON_TO_TYPE)}")
+    if isinstance(num_tasks, bool) or not isinstance(num_tasks, int) or num_tasks < 1:
+        raise ValueError(f"num_tasks must be a positive int, got {num_tasks!r}")
+    block = "\n\n".join(_format_example(ex) for ex in examples)
+    return _fill(templates.introspection, {
+        PH_EXAMPLES: block,
+        PH_NUM_TASKS: str(num_tasks),
+        PH_TARGET: _target_text(target_label, reason),
+    })
+
+
+def _fence(text: str) -> str:
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}\n{text}\n{fence}"
+
+
+def build_classification_prompt(templates: PromptTemplates, task: str) -> str:
+    """The user message asking whether ``task`` is feasible for the model.
+
+    The task is inserted verbatim inside a code fence longer than any backtick run in it, so
+    it cannot close the fence and pose as the instruction.
+    """
+    if not isinstance(task, str):
+        raise TypeError(f"task must be a str, got {type(task).__name__}")
+    return _fill(templates.classification, {PH_TASK: _fence(task)})
+
+
+# --------------------------------------------------------------------------------------------
+# Generated tasks
+# --------------------------------------------------------------------------------------------
+
+_BULLET = r"(?:[-*+•·>]\s*|\(?\d{1,3}[.):]\s*|#{1,6}\s*)"
+_TASK_LINE_RE = re.compile(
+    r"^\s*" + _BULLET + r"*(?:\*\*|__|\*|_)?\s*task\s*#?\s*\d{0,3}\s*(?:\*\*|__)?\s*[:：]\s*(?:\*\*|__)?\s*(.*)$",
+    re.I,
+)
+_LIST_LINE_RE = re.compile(r"^\s*(?:[-*+•·]|\(?\d{1,3}[.)])\s+(.*)$")
+_QUOTES = "\"'“”‘’`«»"
+
+
+_BOLD_RE = re.compile(r"\*\*(.+?)\*\*")
+_LABEL_NOTE_RE = re.compile(r"\s*[(\[]\s*(?:label\s*:\s*)?(?:in|un|not\s+)?feasible\s*[)\]]\s*$", re.I)
+
+
+def _clean_task(text: str) -> str:
+    text = _one_line(_BOLD_RE.sub(r"\1", text))
+    text = _LABEL_NOTE_RE.sub("", text)
+    prev = None
+    while prev != text:
+        prev = text
+        text = text.strip().strip(_QUOTES).strip()
+        text = text.strip("*").strip()
+    return text
+
+
+def parse_generated_tasks(text: str) -> list[str]:
+    """Extract task strings from an introspection answer.
+
+    Takes lines starting with ``Task:`` (any case; ``Task 2:`` too; markdown bullets, numbering
+    or bold allowed before it; when the line holds only the marker, the next line is the
+    task). If there are none, takes numbered/bulleted lines instead. Quotes and markdown are
+    stripped, whitespace collapsed, empty results dropped.
+    """
+    if not isinstance(text, str):
+        return []
+    lines = text.splitlines()
+    tasks: list[str] = []
+    found_marker = False
+    i = 0
+    while i < len(lines):
+        m = _TASK_LINE_RE.match(lines[i])
+        if m:
+            found_marker = True
+            body = m.group(1)
+            if not _clean_task(body) and i + 1 < len(lines) and lines[i + 1].strip() \
+                    and not _TASK_LINE_RE.match(lines[i + 1]):
+                i += 1
+                body = lines[i]
+            cleaned = _clean_task(body)
+            if cleaned:
+                tasks.append(cleaned)
+        i += 1
+    if found_marker:
+        return tasks
+    for line in lines:
+        m = _LIST_LINE_RE.match(line)
+        if m:
+            cleaned = _clean_task(m.group(1))
+            if cleaned:
+                tasks.append(cleaned)
+    return tasks
+
+
+_TOKEN_RE = re.compile(r"[^\W_]+")
+
+
+def _tokens(text: str) -> list[str]:
+    return _TOKEN_RE.findall(text.lower())
+
+
+def _lcs_len(a: list[str], b: list[str]) -> int:
+    if len(a) < len(b):
+        a, b = b, a
+    prev = [0] * (len(b) + 1)
+    for x in a:
+        cur = [0]
+        for j, y in enumerate(b, start=1):
+            cur.append(prev[j - 1] + 1 if x == y else max(prev[j], cur[j - 1]))
+        prev = cur
+    return prev[-1]
+
+
+def _rouge_tokens(a: list[str], b: list[str]) -> float:
+    if not a or not b:
+        return 0.0
+    lcs = _lcs_len(a, b)
+    return 2.0 * lcs / (len(a) + len(b))  # F1 of P = lcs/len(a), R = lcs/len(b)
+
+
+def rouge_l_f(a: str, b: str) -> float:
+    """ROUGE-L F1 between two strings on lowercased alphanumeric word tokens.
+
+    ``2 * LCS / (len_a + len_b)``; 0.0 when either side has no tokens.
+    """
+    return _rouge_tokens(_tokens(a), _tokens(b))
+
+
+_NON_PRINTABLE_OK = {"\t", "\n", "\r", " "}
+_ANSWER_START_RE = re.compile(
+    r"^\W*(?:(?:label|answer|reason|response|solution|output|feasible|infeasible|not\s+feasible)\b\s*[:.,!\-]|"
+    r"(?:feasible|infeasible)\W*$|i\s+(?:cannot|can't|can\s+not|am\s+unable|am\s+not\s+able)\b|as\s+an\s+ai\b)",
+    re.I,
+)
+_TEMPLATE_MARKERS_RE = re.compile(
+    r"\{(?:" + "|".join(sorted(_ALL_PLACEHOLDERS)) + r")\}|\blabel\s*[:：]", re.I
+)
+
+
+def _is_non_printable(text: str) -> bool:
+    for ch in text:
+        if ch == "\ufffd":
+            return True
+        if ch not in _NON_PRINTABLE_OK and unicodedata.category(ch).startswith("C"):
+            return True
+    return False
+
+
+def _multiset_overlap(a: dict[str, int], b: dict[str, int]) -> int:
+    if len(a) > len(b):
+        a, b = b, a
+    return sum(min(c, b.get(t, 0)) for t, c in a.items())
+
+
+def _counts(tokens: list[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for t in tokens:
+        out[t] = out.get(t, 0) + 1
+    return out
+
+
+def filter_generated_tasks(candidates: list[str], existing: list[str], min_chars: int = 20, max_chars: int = 300,
+                           rouge_threshold: float = 0.7) -> tuple[list[str], list[tuple[str, str]]]:
+    """Keep the usable generated tasks.
+
+    Returns ``(kept, dropped)`` where ``dropped`` holds ``(task, why)`` with ``why`` one of
+    ``too_short`` / ``too_long`` (stripped length outside ``[min_chars, max_chars]``),
+    ``non_printable`` (control/format characters or U+FFFD), ``contains_template`` (a
+    ``{placeholder}``, the answer marker ``Label:``, or text that reads like an answer rather
+    than a task) and ``duplicate`` (ROUGE-L F above ``rouge_threshold`` against ``existing``
+    or an earlier kept task of this batch, or the same text ignoring case and spacing).
+    Checks run in that order; the first failing one is reported.
+    """
+    kept: list[str] = []
+    dropped: list[tuple[str, str]] = []
+    pool: list[tuple[list[str], dict[str, int]]] = []
+    seen_text: set[str] = set()
+
+    def remember(text: str) -> None:
+        toks = _tokens(text)
+        pool.append((toks, _counts(toks)))
+        seen_text.add(_norm_task_key(text))
+
+    for e in existing:
+        remember(e.task if isinstance(e, SeedTask) else e)
+
+    for cand in candidates:
+        task = cand.strip() if isinstance(cand, str) else ""
+        why = None
+        if len(task) < min_chars:
+            why = "too_short"
+        elif len(task) > max_chars:
+            why = "too_long"
+        elif _is_non_printable(task):
+            why = "non_printable"
+        elif _TEMPLATE_MARKERS_RE.search(task) or _ANSWER_START_RE.search(task):
+            why = "contains_template"
+        else:
+            toks = _tokens(task)
+            cnt = _counts(toks)
+            if _norm_task_key(task) in seen_text:
+                why = "duplicate"
+            else:
+                for otoks, ocnt in pool:
+                    if not toks or not otoks:
+                        continue
+                    # Cheap upper bound first: LCS <= multiset overlap.
+                    if 2.0 * _multiset_overlap(cnt, ocnt) / (len(toks) + len(otoks)) <= rouge_threshold:
+                        continue
+                    if _rouge_tokens(toks, otoks) > rouge_threshold:
+                        why = "duplicate"
+                        break
+        if why is None:
+            kept.append(task)
+            remember(task)
+        else:
+            dropped.append((cand, why))
+    return kept, dropped
+
+
+# --------------------------------------------------------------------------------------------
+# Labels
+# --------------------------------------------------------------------------------------------
+
+#: Only this many leading characters of an answer are examined (answers are label-first).
+PARSE_LABEL_MAX_CHARS = 16384
+
+_NEG_FEASIBLE = r"(?:\bnot|n't|\bnever|\bnon|\bno\s+longer)[\s\-]*(?:(?:be|really|quite|entirely|truly|actually|currently|fully|very|even)\s+)?feasible"
+_INF_WORD = r"(?:in|un)[\-]?feasible"
+_VALUE = rf"(?P<val>{_NEG_FEASIBLE}|{_INF_WORD}|feasible)(?![a-z0-9])"
+_AFTER_VALUE_ECHO = r"(?!\s*(?:or|/|\||,)\s*(?:not\s+|in|un)?[\-]?feasible)"
+_PRE = r"[\s*_\"'`\[(]{0,8}"
+_MARKER_RE = re.compile(
+    r"(?:"
+    r"[\"']?\b(?:label|answer|classification|verdict|prediction)\b[\"']?\s*(?:\*\*|__|\*|_)?\s*"
+    r"(?:[:=\-–—]|\bis\b\s*:?)"
+    r"|<\s*label\s*>"
+    r")" + _PRE + _VALUE + _AFTER_VALUE_ECHO,
+    re.I,
+)
+_WORD_RE = re.compile(
+    rf"(?:(?P<neg>{_NEG_FEASIBLE})|(?<![a-z0-9\-])(?P<inf>{_INF_WORD})|(?<![a-z0-9\-])(?P<pos>feasible))(?![a-z0-9])",
+    re.I,
+)
+_LEAD_JUNK_RE = re.compile(r"^[\W_]*")
+_INVISIBLE_RE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
+
+
+def _value_to_label(val: str) -> str:
+    return "feasible" if val.lower() == "feasible" else "infeasible"
+
+
+def parse_label(text: str) -> str | None:
+    """Read ``"feasible"``/``"infeasible"`` from a classification answer, or ``None``.
+
+    1. Explicit markers win, the first in the text: ``Label: X``, ``label - X``,
+       ``**Label:** X``, ``"label": "X"`` (JSON), ``<label>X</label>`` (also ``Answer:``,
+       ``Verdict:``, ``Classification:``); ``not feasible``/``unfeasible``/``infeasible``
+       all mean infeasible. A format echo such as ``Label: feasible or infeasible`` is not a
+       marker.
+    2. Otherwise, if the answer starts with a label word (after markdown/punctuation), that.
+    3. Otherwise, if only one of the two labels occurs as a whole word (``not feasible``
+       counts as infeasible), that one; both or neither give ``None``.
+
+    Case-insensitive; only the first ``PARSE_LABEL_MAX_CHARS`` characters are read; never
+    raises (non-str input gives ``None``).
+    """
+    if not isinstance(text, str):
+        return None
+    try:
+        t = unicodedata.normalize("NFKC", text[:PARSE_LABEL_MAX_CHARS])
+        t = _INVISIBLE_RE.sub("", t).replace("’", "'")
+        m = _MARKER_RE.search(t)
+        if m:
+            return _value_to_label(m.group("val"))
+        words = list(_WORD_RE.finditer(t))
+        if not words:
+            return None
+        lead = _LEAD_JUNK_RE.match(t).end()
+        first = words[0]
+        if first.start() == lead:
+            return "feasible" if first.group("pos") else "infeasible"
+        kinds = {"feasible" if w.group("pos") else "infeasible" for w in words}
+        return kinds.pop() if len(kinds) == 1 else None
+    except Exception:  # pragma: no cover - defensive: a parser must never crash a rollout
+        return None

