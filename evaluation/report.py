@@ -1,0 +1,277 @@
+"""Prediction records -> metrics, tables, plots and model comparisons.
+
+A *record* is one line of ``predictions.jsonl``: ``benchmark``, ``index``, ``source_id``,
+``task``, ``gold``, ``category`` (``reason``/``type`` for intrinsic rows, whose ``benchmark``
+is ``"intrinsic"``), ``samples`` (each ``{"text", "label"}``), ``prediction``, ``confidence``
+and ``agreement``. ``score_records`` derives every metric from ``gold``, ``category`` and the
+samples' parsed labels only, so ``--rescore`` reproduces ``metrics.json`` from the records.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+from openrlhf.knowrl.reward import agreement
+
+from evaluation import metrics as M
+from evaluation.intrinsic import intrinsic_metrics
+
+INTRINSIC = "intrinsic"
+TABLE_KEYS = ("accuracy", "precision", "recall", "f1", "macro_f1", "unparseable_rate", "mean_agreement",
+              "auroc", "ece")
+SHORT = {"accuracy": "acc", "precision": "P", "recall": "R", "f1": "F1", "macro_f1": "mF1",
+         "unparseable_rate": "unparse", "mean_agreement": "agree", "auroc": "AUROC", "ece": "ECE"}
+
+
+def make_record(benchmark: str, index: int, item, samples: list[dict], **extra) -> dict:
+    """One predictions.jsonl row for an item (``EvalItem`` or dict with task/label/category)."""
+    get = (lambda k: item.get(k)) if isinstance(item, dict) else (lambda k: getattr(item, k, None))
+    labels = [s["label"] for s in samples]
+    rec = {"benchmark": benchmark, "index": index, "source_id": get("source_id"), "task": get("task"),
+           "gold": get("label"), "category": get("category"), **extra, "samples": samples,
+           "prediction": M.vote(labels), "confidence": M.confidence(labels), "agreement": agreement(labels)}
+    return rec
+
+
+def group_records(records: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for r in records:
+        out.setdefault(r["benchmark"], []).append(r)
+    return out
+
+
+def _labels(rows):
+    return [[s["label"] for s in r["samples"]] for r in rows]
+
+
+def score_benchmark(rows: list[dict]) -> dict:
+    return M.score_items([r["gold"] for r in rows], _labels(rows), [r.get("category") for r in rows])
+
+
+def score_intrinsic(rows: list[dict]) -> dict:
+    out = intrinsic_metrics([r["gold"] for r in rows], _labels(rows), [r.get("type") for r in rows])
+    out["classification"] = M.score_items([r["gold"] for r in rows], _labels(rows), [r.get("reason") for r in rows])
+    return out
+
+
+def score_records(records: list[dict]) -> dict:
+    """``{"benchmarks": {name: metrics}, "intrinsic": metrics?}`` from prediction records."""
+    out: dict = {"benchmarks": {}}
+    for name, rows in group_records(records).items():
+        if name == INTRINSIC:
+            out["intrinsic"] = score_intrinsic(rows)
+        else:
+            out["benchmarks"][name] = score_benchmark(rows)
+    return out
+
+
+def reparse(records: list[dict]) -> int:
+    """Re-parse every sample's text with the current ``parse_label``; return how many changed."""
+    from openrlhf.knowrl.prompts import parse_label
+
+    changed = 0
+    for r in records:
+        for s in r["samples"]:
+            new = parse_label(s["text"])
+            changed += new != s["label"]
+            s["label"] = new
+        labels = [s["label"] for s in r["samples"]]
+        r["prediction"], r["confidence"], r["agreement"] = M.vote(labels), M.confidence(labels), agreement(labels)
+    return changed
+
+
+def read_predictions(path) -> list[dict]:
+    """Read a predictions.jsonl; ``ValueError`` naming the file and line on a bad line."""
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                r = json.loads(line)
+                if not isinstance(r, dict):
+                    raise ValueError("not a JSON object")
+                for key in ("benchmark", "gold", "samples"):
+                    if key not in r:
+                        raise ValueError(f"missing {key!r}")
+                if not isinstance(r["samples"], list) or not all(isinstance(s, dict) and "label" in s
+                                                                 for s in r["samples"]):
+                    raise ValueError("'samples' must be a list of {\"text\", \"label\"}")
+            except ValueError as e:
+                raise ValueError(f"{path}:{lineno}: bad prediction record ({e}) — pass a predictions.jsonl "
+                                 "written by run_eval.py") from None
+            rows.append(r)
+    if not rows:
+        raise ValueError(f"{path}: no prediction records — pass a predictions.jsonl written by run_eval.py")
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# Printing
+# --------------------------------------------------------------------------------------------
+
+
+def fmt(v, width: int = 6) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a".rjust(width)
+    if isinstance(v, float):
+        return f"{v:.3f}".rjust(width)
+    return str(v).rjust(width)
+
+
+def format_table(scores: dict, title: str = "") -> str:
+    lines = [title] if title else []
+    head = f"{'benchmark':<22}{'n':>6}{'K':>3} " + " ".join(f"{SHORT[k]:>7}" for k in TABLE_KEYS)
+    lines.append(head)
+    lines.append("-" * len(head))
+    for name, m in scores.get("benchmarks", {}).items():
+        lines.append(f"{name[:22]:<22}{m['n']:>6}{fmt(m['k'], 3)} " + " ".join(fmt(m[k], 7) for k in TABLE_KEYS))
+    for name, m in scores.get("benchmarks", {}).items():
+        for key, label in (("per_type", "type"), ("per_category", "category")):
+            groups = m.get(key)
+            if not groups:
+                continue
+            lines.append(f"\n{name}: per {label}  (F1 infeasible-positive; n/a = no infeasible items)")
+            lines.append(f"  {'':<34}{'n':>5}{'n_inf':>6} {'acc':>7} {'F1':>7} {'unparse':>7} {'pred_inf':>8}")
+            for g, gm in groups.items():
+                lines.append(f"  {g[:34]:<34}{gm['n']:>5}{gm['n_infeasible']:>6} {fmt(gm['accuracy'], 7)} "
+                             f"{fmt(gm['f1'] if gm['n_infeasible'] else None, 7)} {fmt(gm['unparseable_rate'], 7)} "
+                             f"{fmt(gm['predicted_infeasible_rate'], 8)}")
+    intr = scores.get("intrinsic")
+    if intr:
+        lines.append(f"\nintrinsic self-consistency ({intr['n']} generated tasks: {intr['n_generated_feasible']} "
+                     f"feasible, {intr['n_generated_infeasible']} infeasible)")
+        lines.append(f"  {'type':<24}{'n':>5} {'consist':>8} {'agree':>7} {'overconf':>8} {'conserv':>8} {'unparse':>8}")
+        for g, gm in [("ALL", intr)] + list(intr["per_type"].items()):
+            lines.append(f"  {g[:24]:<24}{gm['n']:>5} {fmt(gm['consistency'], 8)} {fmt(gm['mean_agreement'], 7)} "
+                         f"{fmt(gm['overconfidence'], 8)} {fmt(gm['conservatism'], 8)} {fmt(gm['unparseable_rate'], 8)}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# Comparison
+# --------------------------------------------------------------------------------------------
+
+def _subset_stats(rows: list[dict], idx: list[int]) -> dict:
+    gold = [rows[i]["gold"] for i in idx]
+    labels = [[s["label"] for s in rows[i]["samples"]] for i in idx]
+    pred = [M.vote(x) for x in labels]
+    conf = [M.confidence(x) for x in labels]
+    return {"accuracy": M.accuracy(gold, pred), "precision": M.precision(gold, pred), "recall": M.recall(gold, pred),
+            "f1": M.f1(gold, pred), "macro_f1": M.macro_f1(gold, pred), "unparseable_rate": M.unparseable_rate(pred),
+            "mean_agreement": M.mean_agreement(labels), "auroc": M.auroc(gold, conf), "ece": M.ece(gold, conf)}
+
+
+def compare_records(rows_a: list[dict], rows_b: list[dict], *, n_boot: int = 1000, seed: int = 0) -> dict:
+    """Per benchmark, each metric of A and B, ``diff`` = B - A and a paired bootstrap 95% CI.
+    Items must match (same benchmark, task and gold, same order). Intrinsic rows are not
+    paired (each model writes its own tasks), so intrinsic metrics are listed side by side only."""
+    ga, gb = group_records(rows_a), group_records(rows_b)
+    out: dict = {"benchmarks": {}, "n_boot": n_boot, "seed": seed, "diff": "B - A"}
+    for name, ra in ga.items():
+        if name == INTRINSIC:
+            continue
+        rb = gb.get(name)
+        if rb is None:
+            raise ValueError(f"benchmark {name!r} is in A's predictions but not in B's — evaluate both on the same benchmarks")
+        if [(r["task"], r["gold"]) for r in ra] != [(r["task"], r["gold"]) for r in rb]:
+            raise ValueError(f"benchmark {name!r}: A and B were scored on different items — use the same --limit and --seed")
+
+        def stat(idx, ra=ra, rb=rb):
+            a, b = _subset_stats(ra, idx), _subset_stats(rb, idx)
+            return {k: (b[k] - a[k]) if a[k] is not None and b[k] is not None else None for k in a}
+
+        a_full, b_full = _subset_stats(ra, list(range(len(ra)))), _subset_stats(rb, list(range(len(rb))))
+        boot = M.paired_bootstrap(len(ra), stat, n_boot=n_boot, seed=seed)
+        out["benchmarks"][name] = {"n": len(ra), "metrics": {
+            k: {"A": a_full[k], "B": b_full[k], **{kk: vv for kk, vv in boot[k].items()}} for k in a_full}}
+    if INTRINSIC in ga or INTRINSIC in gb:
+        ia = score_intrinsic(ga[INTRINSIC]) if INTRINSIC in ga else None
+        ib = score_intrinsic(gb[INTRINSIC]) if INTRINSIC in gb else None
+        keys = ("n", "consistency", "mean_agreement", "overconfidence", "conservatism", "unparseable_rate")
+        out["intrinsic"] = {k: {"A": ia and ia[k], "B": ib and ib[k]} for k in keys}
+    return out
+
+
+def format_compare(cmp: dict, name_a: str, name_b: str) -> str:
+    lines = [f"A = {name_a}\nB = {name_b}\ndiff = B - A, 95% paired bootstrap CI ({cmp['n_boot']} resamples)"]
+    for bench, block in cmp["benchmarks"].items():
+        lines.append(f"\n{bench} (n = {block['n']})")
+        lines.append(f"  {'metric':<18}{'A':>8}{'B':>8}{'diff':>9}   95% CI")
+        for k, m in block["metrics"].items():
+            ci = "n/a" if m["ci_low"] is None else f"[{m['ci_low']:+.3f}, {m['ci_high']:+.3f}]"
+            d = "n/a" if m["estimate"] is None else f"{m['estimate']:+.3f}"
+            lines.append(f"  {k:<18}{fmt(m['A'], 8)}{fmt(m['B'], 8)}{d:>9}   {ci}")
+    if "intrinsic" in cmp:
+        lines.append("\nintrinsic (not paired: each model wrote its own tasks)")
+        for k, m in cmp["intrinsic"].items():
+            lines.append(f"  {k:<18}{fmt(m['A'], 8)}{fmt(m['B'], 8)}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# Plot
+# --------------------------------------------------------------------------------------------
+
+
+def plot_metrics(scores: dict, path, title: str = "") -> bool:
+    """Reliability diagram + per-category accuracy/F1 bars per benchmark into ``path``.
+    Returns False (and draws nothing) when matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    benches = list(scores.get("benchmarks", {}).items())
+    if not benches:
+        return False
+    fig, axes = plt.subplots(len(benches), 2, figsize=(12, 4 * len(benches)), squeeze=False)
+    for row, (name, m) in zip(axes, benches):
+        ax = row[0]
+        bins = [b for b in m["reliability"] if b["n"]]
+        ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
+        ax.bar([(b["lo"] + b["hi"]) / 2 for b in bins], [b["frac_pos"] for b in bins], width=0.09, alpha=0.7,
+               label="share gold infeasible")
+        for b in bins:
+            ax.annotate(str(b["n"]), ((b["lo"] + b["hi"]) / 2, b["frac_pos"]), ha="center", va="bottom", fontsize=7)
+        ax.set_xlim(0, 1), ax.set_ylim(0, 1.05)
+        ax.set_xlabel("confidence = share of samples voting infeasible")
+        ax.set_ylabel("share gold infeasible")
+        ax.set_title(f"{name}: reliability (ECE {fmt(m['ece']).strip()}, AUROC {fmt(m['auroc']).strip()})")
+        ax.legend(fontsize=7, loc="upper left")
+        ax = row[1]
+        groups = m.get("per_type") or m.get("per_category") or {}
+        names = list(groups)
+        xs = list(range(len(names)))
+        ax.bar([x - 0.2 for x in xs], [groups[g]["accuracy"] or 0 for g in names], width=0.4, label="accuracy")
+        ax.bar([x + 0.2 for x in xs], [(groups[g]["f1"] or 0) if groups[g]["n_infeasible"] else 0 for g in names],
+               width=0.4, label="F1 (infeasible; 0 if none)")
+        ax.set_xticks(xs, names, rotation=35, ha="right", fontsize=7)
+        ax.set_ylim(0, 1.05)
+        ax.set_title(f"{name}: per {'type' if m.get('per_type') else 'category'} (n = {m['n']})")
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def write_json(path, obj) -> None:
+    Path(path).write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def write_jsonl(path, rows) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+
+def eprint(*a) -> None:
+    print(*a, file=sys.stderr, flush=True)

