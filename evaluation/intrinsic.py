@@ -66,6 +66,7 @@ def generate_tasks(clf, templates, seeds: list[SeedTask], n_per_label: int, *, s
         prompts = [clf.chat(build_introspection_prompt(templates, pick_examples(seeds, r, rng), lab, r, per_prompt))
                    for lab, r in targets]
         outs = clf.generate(prompts, n=1, temperature=temperature, max_tokens=max_tokens)
+        print(f"[eval] intrinsic round {rnd + 1}: {len(targets)} introspection prompts", flush=True)
         for (label, reason), out in zip(targets, outs):
             text = out[0]
             kept, dropped = filter_generated_tasks(parse_generated_tasks(text), existing)

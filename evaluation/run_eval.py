@@ -171,6 +171,7 @@ def evaluate_model(model_path: str, benches, templates, seeds, args, out_dir: Pa
     from evaluation.intrinsic import generate_tasks
 
     t0 = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
     use_gpu = torch.cuda.is_available()
     resolved = resolve_pretrain(model_path)
     clf = Classifier(resolved, seed=args.seed, use_gpu=use_gpu)
@@ -206,6 +207,7 @@ def evaluate_model(model_path: str, benches, templates, seeds, args, out_dir: Pa
     texts = clf.generate([pr for _, _, _, pr in flat], n=args.n_samples, temperature=args.temperature,
                          max_tokens=args.max_new_tokens)
     gen_s = time.perf_counter() - t_gen
+    print(f"[eval] classified in {gen_s:.1f} s (engine start {clf.engine_start_s:.1f} s)", flush=True)
     from openrlhf.knowrl.prompts import parse_label
 
     records = []
@@ -216,6 +218,7 @@ def evaluate_model(model_path: str, benches, templates, seeds, args, out_dir: Pa
     intrinsic_info, intr_s = None, 0.0
     if args.intrinsic:
         t_i = time.perf_counter()
+        print(f"[eval] intrinsic: asking for {args.intrinsic} tasks per label", flush=True)
         tasks, log = generate_tasks(clf, templates, seeds, args.intrinsic, seed=args.seed,
                                     temperature=args.intrinsic_temperature, max_tokens=args.intrinsic_max_new_tokens)
         prompts = clf.classification_prompts(templates, [t["task"] for t in tasks])

@@ -268,8 +268,9 @@ def test_shipped_templates_build():
     cls = build_classification_prompt(t, "Name the largest planet in our solar system.")
     assert "Name the largest planet in our solar system." in cls and "Label:" in cls
     assert not re.search(r"\{[a-z_]+\}", cls)
-    # the format line in the shipped template is not itself parsed as an answer
-    assert parse_label(cls.split("Reply")[-1]) is None
+    # the shipped template names both answers in the exact form the parser reads
+    assert "Label: feasible" in cls and "Label: infeasible" in cls
+    assert parse_label("Label: feasible") == "feasible" and parse_label("Label: infeasible") == "infeasible"
 
 
 # ------------------------------------------------------------------------------------------

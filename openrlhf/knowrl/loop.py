@@ -218,7 +218,7 @@ class KnowRLTrainer:
         targets = [t for t, ok in zip(targets, fits) if ok]
         prompts = [p for p, ok in zip(prompts, fits) if ok]
         sampling = {"temperature": cfg.introspection_temperature, "top_p": 1.0,
-                    "max_tokens": cfg.introspection_max_len, "seed": rng.randrange(2**31)}
+                    "max_tokens": cfg.introspection_max_len}
         outputs = generate_on_engines(self.engines, prompts, sampling, 1, cfg.actor_timeout)
 
         existing = [s.task for s in self.seeds] + [e.task for e in self.pool.entries]

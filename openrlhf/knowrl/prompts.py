@@ -592,8 +592,11 @@ PARSE_LABEL_MAX_CHARS = 16384
 
 _NEG_FEASIBLE = r"(?:\bnot|n't|\bnever|\bnon|\bno\s+longer)[\s\-]*(?:(?:be|really|quite|entirely|truly|actually|currently|fully|very|even)\s+)?feasible"
 _INF_WORD = r"(?:in|un)[\-]?feasible"
-_VALUE = rf"(?P<val>{_NEG_FEASIBLE}|{_INF_WORD}|feasible)(?![a-z0-9])"
-_AFTER_VALUE_ECHO = r"(?!\s*(?:or|/|\||,)\s*(?:not\s+|in|un)?[\-]?feasible)"
+# After an explicit marker, "possible"/"impossible" are read as the two labels: small models
+# often answer with the everyday word.
+_NEG_POSSIBLE = r"(?:\bnot[\s\-]+|\bim)possible"
+_VALUE = rf"(?P<val>{_NEG_FEASIBLE}|{_INF_WORD}|feasible|{_NEG_POSSIBLE}|possible)(?![a-z0-9])"
+_AFTER_VALUE_ECHO = r"(?!\s*(?:or|/|\||,)\s*(?:not\s+|in|un|im)?[\-]?(?:feasible|possible))"
 _PRE = r"[\s*_\"'`\[(]{0,8}"
 _MARKER_RE = re.compile(
     r"(?:"
@@ -612,7 +615,7 @@ _INVISIBLE_RE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
 
 
 def _value_to_label(val: str) -> str:
-    return "feasible" if val.lower() == "feasible" else "infeasible"
+    return "feasible" if val.lower() in ("feasible", "possible") else "infeasible"
 
 
 def parse_label(text: str) -> str | None:
