@@ -58,7 +58,9 @@ def generate_tasks(clf, templates, seeds: list[SeedTask], n_per_label: int, *, s
         targets = []
         for label in LABELS:
             need = n_per_label - len(got[label])
-            for _ in range(math.ceil(need / per_prompt) if need > 0 else 0):
+            # Ask for twice what is missing: most small-model answers yield few usable tasks, and
+            # one wide batch costs far less than another sequential round.
+            for _ in range(2 * math.ceil(need / per_prompt) if need > 0 else 0):
                 targets.append((label, reasons[cursor[label] % len(reasons)]))
                 cursor[label] += 1
         if not targets:

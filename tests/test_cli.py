@@ -110,3 +110,19 @@ def test_tokenizer_without_chat_template_is_refused(tmp_path, out_dirs, capsys):
     tok.save_pretrained(model_dir)
     assert main(out_dirs + ["--pretrain", model_dir]) == 2
     assert "no chat template" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("script", ["train_llama31_8b_knowrl.sh", "train_qwen25_7b_knowrl.sh"])
+def test_gpu_launch_scripts_dry_run(script, tmp_path):
+    """The cluster scripts' flags parse and validate (pointed at a local tiny model, no Ray)."""
+    import subprocess
+
+    from tiny_model import build_tiny_model
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PRETRAIN=build_tiny_model(tmp_path / "tiny"), RUN_DIR=str(tmp_path / "run"),
+               PATH=os.path.dirname(__import__("sys").executable) + os.pathsep + os.environ["PATH"])
+    proc = subprocess.run(["bash", os.path.join(root, "scripts", script), "--dry_run"], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "dry run" in proc.stdout and "4 policy rank(s)" in proc.stdout and "2 vLLM engine(s)" in proc.stdout

@@ -169,6 +169,16 @@ def load_tokenizer(model_path: str, trust_remote_code: bool):
     return tokenizer
 
 
+def describe_layout(cfg: KnowRLConfig, use_gpu: bool) -> str:
+    unit = "GPU" if use_gpu else "CPU process"
+    ref = f"{cfg.ref_world_size} reference rank(s)" if cfg.needs_reference else "no reference model (KL off)"
+    return (f"[knowrl] layout: {cfg.vllm_num_engines} vLLM engine(s) x TP {cfg.vllm_tensor_parallel_size}, "
+            f"{cfg.actor_world_size} policy rank(s) ({cfg.actor_num_nodes} node(s) x {cfg.actor_num_gpus_per_node}), "
+            f"{ref}; one {unit} per rank, ZeRO-{cfg.zero_stage}; "
+            f"{cfg.rollout_batch_size} tasks x {cfg.n_samples_per_prompt} samples per iteration, "
+            f"{cfg.train_batch_size} samples per optimizer step")
+
+
 def quiet_libraries(verbose: bool) -> None:
     if verbose:
         return
@@ -201,6 +211,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"knowrl-train: error: {exc}", file=sys.stderr)
         return 2
 
+    print(describe_layout(cfg, use_gpu), flush=True)
+    if cfg.dry_run:
+        print("[knowrl] dry run: flags, files and layout are valid; not starting Ray", flush=True)
+        return 0
     os.makedirs(cfg.log_dir, exist_ok=True)
     with open(os.path.join(cfg.log_dir, "config.json"), "w") as f:
         json.dump({**dataclasses.asdict(cfg), "resolved_pretrain": model_path, "argv": sys.argv}, f, indent=1)

@@ -98,6 +98,7 @@ class KnowRLConfig:
     ray_address: str = opt("", "address of a running Ray cluster (or set RAY_ADDRESS); empty: start a local one",
                            "ray")
     ray_num_cpus: int = opt(0, "CPUs for a local Ray (0: all)", "ray")
+    dry_run: bool = opt(False, "check flags, files and the layout, print the plan, and exit before Ray starts", "ray")
     actor_timeout: float = opt(1800.0, "seconds any single wait on a Ray actor may take before the run stops",
                                "ray")
 
