@@ -14,7 +14,6 @@ evaluates two models on the same items with paired bootstrap CIs.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -57,13 +56,13 @@ metrics.png (if matplotlib is installed).""")
     p.add_argument("--model-path", "--model_path", dest="model_path", default="",
                    help="Hugging Face model folder; empty/omitted = the embedded SmolLM2-135M-Instruct")
     p.add_argument("--benchmark", action="append", default=None,
-                   help=f"benchmark path or name (repeatable; default {os.path.relpath(DEFAULT_BENCHMARK)})")
+                   help="benchmark path or name (repeatable; default evaluation/data/heldout_quick.jsonl)")
     p.add_argument("--n_samples", type=int, default=4, help="K samples per task, majority vote (default 4)")
     p.add_argument("--temperature", type=float, default=None, help="sampling temperature (default 1.0 if K>1 else 0)")
     p.add_argument("--max_new_tokens", type=int, default=48, help="tokens per classification answer (default 48)")
     p.add_argument("--limit", type=int, default=None,
                    help="evaluate N items per benchmark, N/2 per label when possible (chosen by --seed)")
-    p.add_argument("--seed", type=int, default=0, help="seed for --limit, sampling, --intrinsic and bootstrap")
+    p.add_argument("--seed", type=int, default=0, help="seed for --limit, the engine's sampling, --intrinsic and the bootstrap (default 0)")
     p.add_argument("--output_dir", default=None, help="default ./eval_results/<model-name>")
     p.add_argument("--prompt_templates", default=None, help="folder with classification.md/introspection.md "
                    "(default knowrl_prompts/)")
@@ -74,8 +73,10 @@ metrics.png (if matplotlib is installed).""")
     p.add_argument("--reparse", action="store_true", help="with --rescore: re-parse the raw answers with the current parser")
     p.add_argument("--intrinsic", type=int, default=0, metavar="N",
                    help="also let the model write N tasks per label and classify them K times")
-    p.add_argument("--intrinsic_max_new_tokens", type=int, default=256)
-    p.add_argument("--intrinsic_temperature", type=float, default=1.0)
+    p.add_argument("--intrinsic_max_new_tokens", type=int, default=256,
+                   help="tokens per introspection answer (default 256)")
+    p.add_argument("--intrinsic_temperature", type=float, default=1.0,
+                   help="temperature for writing the tasks (default 1.0)")
     p.add_argument("--n_boot", type=int, default=1000, help="bootstrap resamples for --compare (default 1000)")
     p.add_argument("--verbose", action="store_true", help="print every item with its answers")
     args = p.parse_args(argv)
@@ -137,6 +138,8 @@ def load_inputs(args):
 
 def saved_run(spec: str) -> Path | None:
     """A predictions.jsonl to reuse when ``spec`` is a result folder or file, else None."""
+    if is_embedded(spec):
+        return None
     p = Path(spec).expanduser()
     if p.is_file() and p.suffix == ".jsonl":
         return p
@@ -240,6 +243,8 @@ def evaluate_model(model_path: str, benches, templates, seeds, args, out_dir: Pa
     clf.close()
 
     scores = R.score_records(records)
+    if args.intrinsic and "intrinsic" not in scores:  # the model wrote no usable task
+        scores["intrinsic"] = R.score_intrinsic([])
     result = {
         "model": {"model_path": model_path, "resolved_path": resolved, "name": model_name(model_path),
                   "embedded_default": is_embedded(model_path)},
@@ -307,11 +312,15 @@ def rescore(args) -> int:
     if args.reparse:
         print(f"[eval] re-parsed answers: {R.reparse(records)} labels changed")
     scores = R.score_records(records)
+    orig = pred.parent / "metrics.json"
+    if orig.is_file() and "intrinsic" not in scores:
+        m = json.loads(orig.read_text(encoding="utf-8"))
+        if "intrinsic" in m:  # the model wrote no usable task: no intrinsic rows, empty metrics
+            scores["intrinsic"] = R.score_intrinsic([])
     print(R.format_table(scores, title=f"rescored from {pred}"))
     out_dir = Path(args.output_dir) if args.output_dir else pred.parent
     out_dir.mkdir(parents=True, exist_ok=True)
     R.write_json(out_dir / "metrics_rescored.json", scores)
-    orig = pred.parent / "metrics.json"
     if orig.is_file():
         m = json.loads(orig.read_text(encoding="utf-8"))
         old = {"benchmarks": {k: v["metrics"] for k, v in m.get("benchmarks", {}).items()}}

@@ -19,7 +19,7 @@ $py -m openrlhf.cli.train_knowrl \
   --introspection_prompts 4 --tasks_per_introspection 4 \
   --prompt_max_len 768 --generate_max_len 24 --introspection_max_len 160 \
   --train_batch_size 24 --micro_train_batch_size 6 --micro_rollout_batch_size 12 \
-  --actor_learning_rate 2e-6 --init_kl_coef 1e-3 \
+  --temperature 0.8 --actor_learning_rate 2e-6 --init_kl_coef 1e-3 \
   --min_group_reward 0.2 --max_group_reward 0.9 \
   --save_path "$run/model" --ckpt_path "$run/ckpt" --log_dir "$run/logs"
 

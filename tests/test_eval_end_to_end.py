@@ -53,7 +53,8 @@ def check_consistent(metrics: dict, preds: list[dict], k: int) -> None:
 def test_run_rescore_compare(tiny, bench, tmp_path):
     out = tmp_path / "res"
     r = run(["--model-path", tiny, "--benchmark", str(bench), "--limit", "8", "--n_samples", "2",
-             "--max_new_tokens", "8", "--output_dir", str(out)], cwd=tmp_path)
+             "--max_new_tokens", "8", "--intrinsic", "2", "--intrinsic_max_new_tokens", "16",
+             "--output_dir", str(out)], cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     for f in ("metrics.json", "predictions.jsonl", "metrics.png"):
         assert (out / f).is_file(), f
@@ -63,7 +64,10 @@ def test_run_rescore_compare(tiny, bench, tmp_path):
     assert metrics["model"]["resolved_path"] == tiny
     assert len(metrics["benchmarks"]["mini"]["sha256"]) == 64
     assert metrics["benchmarks"]["mini"]["n_in_file"] == 12
-    check_consistent(metrics, preds, 2)
+    check_consistent(metrics, [r for r in preds if r["benchmark"] == "mini"], 2)
+    intr = metrics["intrinsic"]
+    assert intr["n_requested_per_label"] == 2 and intr["metrics"]["n"] == intr["n_generated"] <= 4
+    assert (out / "intrinsic_generations.jsonl").is_file()
     assert "acc" in r.stdout and "mini" in r.stdout
 
     r2 = run(["--rescore", str(out / "predictions.jsonl")], cwd=tmp_path)
@@ -71,6 +75,7 @@ def test_run_rescore_compare(tiny, bench, tmp_path):
     assert "match" in r2.stdout
     rescored = json.loads((out / "metrics_rescored.json").read_text())
     assert rescored["benchmarks"]["mini"] == metrics["benchmarks"]["mini"]["metrics"]
+    assert rescored["intrinsic"] == metrics["intrinsic"]["metrics"]
 
     # --compare reusing the saved run as A and a fresh evaluation of the same model as B
     cmp_dir = tmp_path / "cmp"

@@ -50,3 +50,16 @@ def test_optimizer_steps_last_step_smaller():
     assert optimizer_steps(5, 2) == [[0, 1], [2, 3], [4]]
     assert optimizer_steps(4, 4) == [[0, 1, 2, 3]]
     assert optimizer_steps(0, 4) == []
+
+
+def test_select_trims_shared_padding_but_keeps_response_alignment():
+    exp = build_experience([[5, 6, 7], [8], [9, 9]], [[1, 2, 3], [4], [6]], [0.0, 1.0, 0.5], pad_token_id=0)
+    exp.old_logp = torch.arange(9, dtype=torch.float32).view(3, 3)
+    rows = exp.select([1, 2])
+    # rows 1 and 2 need prompt columns from index 1 and one response column
+    assert rows["sequences"].tolist() == [[0, 8, 4], [9, 9, 6]]
+    assert rows["attention_mask"].tolist() == [[0, 1, 1], [1, 1, 1]]
+    assert rows["action_mask"].tolist() == [[1], [1]]
+    assert rows["old_logp"].tolist() == [[3.0], [6.0]]
+    full = exp.select([0, 1, 2])
+    assert full["sequences"].shape == exp.sequences.shape

@@ -76,5 +76,7 @@ def test_two_iterations_zero2_two_ranks(tmp_path, tiny_model):
 
 def test_two_iterations_zero3_grpo_kl_loss(tmp_path, tiny_model):
     out, stdout = run_training(tmp_path, tiny_model, "--zero_stage", "3", "--advantage_estimator", "grpo",
-                               "--use_kl_loss", "--init_kl_coef", "0.01", "--kl_estimator", "k3")
+                               "--use_kl_loss", "--init_kl_coef", "0.01", "--kl_estimator", "k3",
+                               "--use_tensorboard", str(tmp_path / "tb"))
     check_run(out, stdout, tiny_model)
+    assert list((tmp_path / "tb").glob("events.out.tfevents.*")), "TensorBoard events were not written"

@@ -290,7 +290,7 @@ class KnowRLTrainer:
         for rank_plan, rank_results in zip(plan, results):
             for idx, logp in zip(rank_plan, rank_results):
                 if idx:
-                    out[torch.as_tensor(idx)] = logp
+                    out[torch.as_tensor(idx), :logp.shape[1]] = logp
         return out * exp.action_mask
 
     # ------------------------------------------------------------------ 6. update

@@ -33,13 +33,27 @@ class Experience:
         return self.sequences.shape[0]
 
     def select(self, index: list[int]) -> dict[str, torch.Tensor]:
-        """Rows `index` as a plain dict of tensors (what travels to a worker)."""
+        """Rows `index` as a plain dict of tensors (what travels to a worker), with the columns
+        that are padding in every selected row cut off: left of the prompts, right of the
+        responses. Response columns keep their positions, so results are read back as `[:, :t]`."""
         rows = torch.as_tensor(index, dtype=torch.long)
+        attention = self.attention_mask.index_select(0, rows)
+        action = self.action_mask.index_select(0, rows)
+        width_p = self.prompt_width
+        start = int(attention[:, :width_p].any(0).long().argmax()) if width_p else 0
+        used = action.any(0).nonzero()
+        t = int(used[-1]) + 1 if len(used) else 1
         out = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, torch.Tensor):
-                out[f.name] = value.index_select(0, rows)
+            if not isinstance(value, torch.Tensor):
+                continue
+            value = value.index_select(0, rows)
+            if f.name in ("sequences", "attention_mask"):
+                value = value[:, start:width_p + t]
+            elif value.dim() == 2:
+                value = value[:, :t]
+            out[f.name] = value
         return out
 
 
