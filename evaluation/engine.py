@@ -4,7 +4,8 @@
 loads the tokenizer and one in-process vLLM engine (``openrlhf.rollout.vllm_engine``), wraps
 user messages in the model's chat template exactly as the training loop does, and returns K
 sampled texts per prompt. ``classify`` turns tasks into classification prompts with the
-shared ``build_classification_prompt`` and parses answers with the shared ``parse_label``.
+shared ``build_classification_prompt``, prefilled with the answer prefix (``Label:``) as in
+training, and parses answers with the shared ``parse_answer``.
 ``os.environ`` must hold ``vllm_env(...)`` before vLLM is imported: ``prepare_env`` does it.
 """
 
@@ -17,7 +18,13 @@ import sys
 import time
 from pathlib import Path
 
-from openrlhf.knowrl.prompts import PromptTemplates, build_classification_prompt, parse_label
+from openrlhf.knowrl.prompts import (
+    DEFAULT_ANSWER_PREFIX,
+    PromptTemplates,
+    build_classification_prompt,
+    chat_prompt,
+    parse_answer,
+)
 from openrlhf.utils.embedded_model import EMBEDDED_ALIASES, EMBEDDED_NAME
 
 MIN_MODEL_LEN = 1024
@@ -78,10 +85,12 @@ def _max_positions(path: str) -> int | None:
 class Classifier:
     """Tokenizer + in-process vLLM engine for one model. ``close()`` frees the engine."""
 
-    def __init__(self, resolved_path: str, *, seed: int, use_gpu: bool, max_model_len: int | None = None):
+    def __init__(self, resolved_path: str, *, seed: int, use_gpu: bool, max_model_len: int | None = None,
+                 answer_prefix: str = DEFAULT_ANSWER_PREFIX):
         from transformers import AutoTokenizer
 
         self.path = resolved_path
+        self.answer_prefix = answer_prefix
         self.seed = seed
         self.use_gpu = use_gpu
         self.tokenizer = AutoTokenizer.from_pretrained(resolved_path)
@@ -94,11 +103,10 @@ class Classifier:
         self.engine = None
         self.engine_start_s = 0.0
 
-    def chat(self, user_text: str) -> str:
+    def chat(self, user_text: str, assistant_prefix: str = "") -> str:
         if not self.has_chat_template:
-            return user_text + "\n"
-        return self.tokenizer.apply_chat_template([{"role": "user", "content": user_text}], tokenize=False,
-                                                  add_generation_prompt=True)
+            return user_text + "\n" + assistant_prefix
+        return chat_prompt(self.tokenizer, user_text, assistant_prefix)
 
     def prompt_len(self, prompt: str) -> int:
         return len(self.tokenizer(prompt, add_special_tokens=False).input_ids)
@@ -127,14 +135,18 @@ class Classifier:
         return [[s["text"] for s in per_prompt] for per_prompt in out]
 
     def classification_prompts(self, templates: PromptTemplates, tasks: list[str]) -> list[str]:
-        return [self.chat(build_classification_prompt(templates, t)) for t in tasks]
+        return [self.chat(build_classification_prompt(templates, t), self.answer_prefix) for t in tasks]
 
     def classify(self, templates: PromptTemplates, tasks: list[str], *, n: int, temperature: float,
                  max_tokens: int) -> list[list[dict]]:
-        """Per task, K samples ``{"text", "label"}`` with ``label`` from ``parse_label``."""
+        """Per task, K samples ``{"text", "label"}``; ``text`` includes the answer prefix, so
+        ``parse_label(text)`` alone reproduces the label (what ``--rescore`` relies on)."""
         texts = self.generate(self.classification_prompts(templates, tasks), n=n, temperature=temperature,
                               max_tokens=max_tokens)
-        return [[{"text": t, "label": parse_label(t)} for t in per_task] for per_task in texts]
+        return [[self.sample(t) for t in per_task] for per_task in texts]
+
+    def sample(self, completion: str) -> dict:
+        return {"text": self.answer_prefix + completion, "label": parse_answer(completion, self.answer_prefix)}
 
     def close(self) -> None:
         self.engine = None

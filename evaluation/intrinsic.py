@@ -17,6 +17,7 @@ import math
 import random
 
 from openrlhf.knowrl.prompts import (
+    DEFAULT_INTROSPECTION_PREFIX,
     SeedTask,
     build_introspection_prompt,
     filter_generated_tasks,
@@ -65,12 +66,12 @@ def generate_tasks(clf, templates, seeds: list[SeedTask], n_per_label: int, *, s
                 cursor[label] += 1
         if not targets:
             break
-        prompts = [clf.chat(build_introspection_prompt(templates, pick_examples(seeds, r, rng), lab, r, per_prompt))
-                   for lab, r in targets]
+        prompts = [clf.chat(build_introspection_prompt(templates, pick_examples(seeds, r, rng), lab, r, per_prompt),
+                            DEFAULT_INTROSPECTION_PREFIX) for lab, r in targets]
         outs = clf.generate(prompts, n=1, temperature=temperature, max_tokens=max_tokens)
         print(f"[eval] intrinsic round {rnd + 1}: {len(targets)} introspection prompts", flush=True)
         for (label, reason), out in zip(targets, outs):
-            text = out[0]
+            text = DEFAULT_INTROSPECTION_PREFIX + out[0]
             kept, dropped = filter_generated_tasks(parse_generated_tasks(text), existing)
             room = n_per_label - len(got[label])
             kept = kept[:max(room, 0)]

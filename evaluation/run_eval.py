@@ -31,6 +31,7 @@ from evaluation.benchmarks import (  # noqa: E402
     load_benchmark,
 )
 from evaluation.engine import MIN_MODEL_LEN, check_model_path, is_embedded, model_name  # noqa: E402
+from openrlhf.knowrl.prompts import DEFAULT_ANSWER_PREFIX  # noqa: E402
 
 DEFAULT_BENCHMARK = str(_REPO / "evaluation" / "data" / "heldout_quick.jsonl")
 LOD_NOTE = "label = gen_label, the generating model's own label (not human gold)"
@@ -59,6 +60,8 @@ metrics.png (if matplotlib is installed).""")
                    help="benchmark path or name (repeatable; default evaluation/data/heldout_quick.jsonl)")
     p.add_argument("--n_samples", type=int, default=4, help="K samples per task, majority vote (default 4)")
     p.add_argument("--temperature", type=float, default=None, help="sampling temperature (default 1.0 if K>1 else 0)")
+    p.add_argument("--answer_prefix", default=DEFAULT_ANSWER_PREFIX,
+                   help="text prefilled at the start of every answer, as in training (default %(default)r; '' for none)")
     p.add_argument("--max_new_tokens", type=int, default=48, help="tokens per classification answer (default 48)")
     p.add_argument("--limit", type=int, default=None,
                    help="evaluate N items per benchmark, N/2 per label when possible (chosen by --seed)")
@@ -177,7 +180,7 @@ def evaluate_model(model_path: str, benches, templates, seeds, args, out_dir: Pa
     out_dir.mkdir(parents=True, exist_ok=True)
     use_gpu = torch.cuda.is_available()
     resolved = resolve_pretrain(model_path)
-    clf = Classifier(resolved, seed=args.seed, use_gpu=use_gpu)
+    clf = Classifier(resolved, seed=args.seed, use_gpu=use_gpu, answer_prefix=args.answer_prefix)
     cap = clf.max_model_len
     # Prompts, and the context length they need.
     jobs, skipped = [], {}
@@ -211,11 +214,9 @@ def evaluate_model(model_path: str, benches, templates, seeds, args, out_dir: Pa
                          max_tokens=args.max_new_tokens)
     gen_s = time.perf_counter() - t_gen
     print(f"[eval] classified in {gen_s:.1f} s (engine start {clf.engine_start_s:.1f} s)", flush=True)
-    from openrlhf.knowrl.prompts import parse_label
-
     records = []
     for (b, i, it, _), outs in zip(flat, texts):
-        samples = [{"text": t, "label": parse_label(t)} for t in outs]
+        samples = [clf.sample(t) for t in outs]
         records.append(R.make_record(b.name, i, it, samples))
 
     intrinsic_info, intr_s = None, 0.0
@@ -230,7 +231,7 @@ def evaluate_model(model_path: str, benches, templates, seeds, args, out_dir: Pa
         results = clf.generate([p for p, good in zip(prompts, ok) if good], n=args.n_samples,
                                temperature=args.temperature, max_tokens=args.max_new_tokens)
         for i, (t, outs) in enumerate(zip(tasks, results)):
-            samples = [{"text": x, "label": parse_label(x)} for x in outs]
+            samples = [clf.sample(x) for x in outs]
             item = {"task": t["task"], "label": t["label"], "category": t["reason"], "source_id": f"gen{i}"}
             records.append(R.make_record(R.INTRINSIC, i, item, samples, reason=t["reason"], type=t["type"]))
         R.write_jsonl(out_dir / "intrinsic_generations.jsonl", log)
@@ -250,6 +251,7 @@ def evaluate_model(model_path: str, benches, templates, seeds, args, out_dir: Pa
                   "embedded_default": is_embedded(model_path)},
         "config": {"n_samples": args.n_samples, "temperature": args.temperature, "top_p": 1.0,
                    "max_new_tokens": args.max_new_tokens, "limit": args.limit, "seed": args.seed,
+                   "answer_prefix": args.answer_prefix,
                    "prompt_templates": str(tdir), "intrinsic": args.intrinsic,
                    "intrinsic_max_new_tokens": args.intrinsic_max_new_tokens,
                    "intrinsic_temperature": args.intrinsic_temperature, "chat_template": clf.has_chat_template,
@@ -338,7 +340,7 @@ def run_compare(args, benches, templates, seeds, tdir) -> int:
     import json
 
     specs = args.compare
-    names = [Path(s).name if saved_run(s) else model_name(s) for s in specs]
+    names = [saved_run(s).parent.name if saved_run(s) else model_name(s) for s in specs]
     root = Path(args.output_dir) if args.output_dir else Path("eval_results") / f"compare_{names[0]}_vs_{names[1]}"
     rows = []
     for tag, spec, name in zip("AB", specs, names):

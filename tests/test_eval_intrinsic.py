@@ -38,8 +38,8 @@ class FakeClassifier:
         self.calls = []
         self.counter = 0
 
-    def chat(self, text):
-        return "<user>" + text + "<assistant>"
+    def chat(self, text, assistant_prefix=""):
+        return "<user>" + text + "<assistant>" + assistant_prefix
 
     def generate(self, prompts, *, n, temperature, max_tokens):
         self.calls.append((len(prompts), n))
@@ -50,7 +50,10 @@ class FakeClassifier:
                 for _ in range(2):
                     lines.append("Task: " + DISTINCT[self.counter % len(DISTINCT)])
                     self.counter += 1
-                out.append(["\n".join(lines)] * n)
+                text = "\n".join(lines)
+                if p.endswith("Task:"):  # the prompt prefilled the first marker; continue after it
+                    text = text[len("Task:"):]
+                out.append([text] * n)
             else:
                 out.append(["Label: infeasible\nReason: x", "Label: feasible"][:n] + ["garbage"] * max(0, n - 2))
         return out

@@ -678,3 +678,14 @@ def parse_answer(completion: str, assistant_prefix: str = "") -> str | None:
     if not isinstance(completion, str):
         return None
     return parse_label(assistant_prefix + completion)
+
+
+if __name__ == "__main__":  # python -m openrlhf.knowrl.prompts validate [DIR] [--seeds PATH] [--strict]
+    import sys
+
+    if sys.argv[1:2] != ["validate"]:
+        print("usage: python -m openrlhf.knowrl.prompts validate [DIR] [--seeds PATH] [--strict]", file=sys.stderr)
+        sys.exit(2)
+    from openrlhf.knowrl.validate_prompts import main as _validate_main
+
+    sys.exit(_validate_main(sys.argv[2:]))
