@@ -72,6 +72,7 @@ def validate(cfg: KnowRLConfig):
     """Check flags and files; return (seeds, templates, reward_fn). Raises ConfigError."""
     from openrlhf.knowrl.prompts import DEFAULT_PROMPTS_DIR, PromptFileError, load_seed_tasks, load_templates
     from openrlhf.knowrl.reward import get_reward_func
+    from openrlhf.knowrl.validate_prompts import validate_prompts_dir
 
     def need(ok: bool, message: str) -> None:
         if not ok:
@@ -133,6 +134,15 @@ def validate(cfg: KnowRLConfig):
 
     prompts_dir = cfg.prompt_templates or str(DEFAULT_PROMPTS_DIR)
     seeds_path = cfg.seed_prompts or str(DEFAULT_PROMPTS_DIR)
+    need(os.path.exists(seeds_path), f"--seed_prompts {seeds_path}: not found: give a seed JSONL file or a folder of them")
+    report = validate_prompts_dir(prompts_dir, seeds_path)
+    if report.errors:
+        more = len(report.errors) - 1
+        hint = f" ({more} more: run `python -m openrlhf.knowrl.prompts validate {prompts_dir} --seeds {seeds_path}`)"
+        raise ConfigError(str(report.errors[0]) + (hint if more else ""))
+    if report.warnings:
+        print(f"[knowrl] prompt check: {len(report.warnings)} warning(s), e.g. {report.warnings[0]} "
+              f"(details: python -m openrlhf.knowrl.prompts validate)", flush=True)
     try:
         templates = load_templates(prompts_dir)
         seeds = load_seed_tasks(seeds_path)

@@ -81,8 +81,8 @@ class ValidationReport:
         return not self.errors
 
     def format_problems(self) -> str:
-        """One ``FILE:LINE: severity: message`` line per problem, by file then line."""
-        ordered = sorted(self.problems, key=lambda p: (p.path, p.line is None, p.line or 0))
+        """One ``FILE:LINE: severity: message`` line per problem: errors first, then by file and line."""
+        ordered = sorted(self.problems, key=lambda p: (p.severity != "error", p.path, p.line is None, p.line or 0))
         return "\n".join(str(p) for p in ordered)
 
     def format_table(self) -> str:
