@@ -61,10 +61,12 @@ def check_model_path(model_path: str | None) -> str | None:
     return None
 
 
-def prepare_env(use_gpu: bool) -> None:
+def prepare_env(use_gpu: bool, quiet: bool = True) -> None:
     """Apply ``vllm_env`` to ``os.environ`` (call before anything imports vLLM)."""
     from openrlhf.rollout.vllm_engine import vllm_env
 
+    if quiet:
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     for k, v in vllm_env(use_gpu).items():
         os.environ.setdefault(k, v)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -131,7 +133,7 @@ class Classifier:
             return []
         self.start()
         sampling = {"temperature": temperature, "top_p": 1.0, "max_tokens": max_tokens}
-        out = self.engine.generate(prompts, sampling, n)
+        out = self.engine.generate(prompts, sampling, n, progress=sys.stderr.isatty())
         return [[s["text"] for s in per_prompt] for per_prompt in out]
 
     def classification_prompts(self, templates: PromptTemplates, tasks: list[str]) -> list[str]:

@@ -380,7 +380,7 @@ def main(argv=None) -> int:
 
         from evaluation.engine import prepare_env
 
-        prepare_env(torch.cuda.is_available())
+        prepare_env(torch.cuda.is_available(), quiet=not args.verbose)
         if args.compare:
             return run_compare(args, benches, templates, seeds, tdir)
         out = Path(args.output_dir) if args.output_dir else Path("eval_results") / model_name(args.model_path)

@@ -82,12 +82,12 @@ class LLMEngineActor:
     def ready(self) -> bool:
         return True
 
-    def generate(self, prompts: list[str], sampling: dict, n: int = 1) -> list[list[dict]]:
+    def generate(self, prompts: list[str], sampling: dict, n: int = 1, progress: bool = False) -> list[list[dict]]:
         """Sample `n` completions per prompt. Returns, per prompt, a list of n dicts."""
         from vllm import SamplingParams
 
         params = SamplingParams(n=n, **sampling)
-        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        outputs = self.llm.generate(prompts, params, use_tqdm=progress)
         result = []
         for out in outputs:
             result.append([
