@@ -133,7 +133,9 @@ class Classifier:
             return []
         self.start()
         sampling = {"temperature": temperature, "top_p": 1.0, "max_tokens": max_tokens}
-        out = self.engine.generate(prompts, sampling, n, progress=sys.stderr.isatty())
+        # Token ids, as in training: the chat template already wrote any BOS token.
+        ids = [self.tokenizer(p, add_special_tokens=False).input_ids for p in prompts]
+        out = self.engine.generate(ids, sampling, n, progress=sys.stderr.isatty())
         return [[s["text"] for s in per_prompt] for per_prompt in out]
 
     def classification_prompts(self, templates: PromptTemplates, tasks: list[str]) -> list[str]:

@@ -80,6 +80,8 @@ CASES = {
     "inverted band": (lambda t: ["--min_group_reward", "0.9", "--max_group_reward", "0.1"], "reward band"),
     "unwritable save path": (_save_path_under_a_file, "not writable"),
     "tensor parallel on CPU": (lambda t: ["--vllm_tensor_parallel_size", "2"], "needs GPUs"),
+    "k1 as a KL loss": (lambda t: ["--use_kl_loss", "--init_kl_coef", "0.01"], "--kl_estimator k3"),
+    "grpo with KL in the reward": (lambda t: ["--advantage_estimator", "grpo"], "ignores KL in the reward"),
     "zero rollout batch": (lambda t: ["--rollout_batch_size", "0"], "--rollout_batch_size must be at least 1"),
 }
 

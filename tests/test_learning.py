@@ -75,3 +75,14 @@ def test_consensus_update_raises_majority_logprob(worker):
     for name, p in worker.engine.module.named_parameters():
         assert torch.equal(exported[name], p.detach().cpu())
     assert set(exported) == set(dict(AutoModelForCausalLM.from_pretrained(worker.model_dir).named_parameters()))
+
+
+def test_rank_without_rows_runs_a_placeholder(worker):
+    """A rank that gets no rows still runs its forward/backward (ZeRO needs every rank in step)
+    and contributes no gradient. (The optimizer step itself may still move weights through
+    Adam's momentum; in a real run another rank always has rows in the same step.)"""
+    assert worker.compute_logprobs([None]) == [None]
+    stats = worker.train_steps([{"micro_batches": [None], "normalizer": 1.0}], clip_eps=0.2, temperature=1.0,
+                               use_kl_loss=True, kl_coef=0.1, kl_estimator="k3")
+    assert stats[0]["policy_loss"] == 0.0
+    assert stats[0]["grad_norm"] == 0.0

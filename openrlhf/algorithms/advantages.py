@@ -97,7 +97,8 @@ def token_level_rewards(
     reward on the last real token of each row. 0 on padding."""
     mask = mask.float()
     penalty = -kl_coef * kl.float() * mask
-    last = last_token_index(mask).unsqueeze(1)
+    # a row without response tokens (-1) scatters into column 0, which the mask then zeroes
+    last = last_token_index(mask).clamp(min=0).unsqueeze(1)
     outcome = torch.zeros_like(penalty).scatter(1, last, scalar_rewards.float().unsqueeze(1))
     return (penalty + outcome) * mask
 

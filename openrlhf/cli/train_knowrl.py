@@ -104,10 +104,19 @@ def validate(cfg: KnowRLConfig):
              f"--reward_func {cfg.reward_func}: use --n_samples_per_prompt 2 or more (8 is the default)")
     if cfg.use_kl_loss:
         need(cfg.init_kl_coef > 0, "--use_kl_loss needs --init_kl_coef > 0 (it is the loss coefficient)")
+        # k1's gradient is zero in expectation under the sampling policy: as a loss it does nothing.
+        need(cfg.kl_estimator != "k1", "--use_kl_loss with --kl_estimator k1 has no pull towards the reference: "
+                                       "use --kl_estimator k3 (or k2)")
+    if cfg.advantage_estimator == "grpo" and cfg.init_kl_coef > 0:
+        need(cfg.use_kl_loss, "--advantage_estimator grpo ignores KL in the reward: add --use_kl_loss "
+                              "--kl_estimator k3, or set --init_kl_coef 0")
 
     import torch
 
     use_gpu = torch.cuda.is_available()
+    if use_gpu:
+        need(not cfg.colocate_all_models, "--colocate_all_models is not implemented yet (each rank and engine takes a "
+                                          "GPU of its own): drop the flag and size the layout to your GPUs")
     if not use_gpu:
         need(cfg.vllm_tensor_parallel_size == 1,
              "--vllm_tensor_parallel_size > 1 needs GPUs: use 1 on a machine without a GPU")

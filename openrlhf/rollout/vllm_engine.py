@@ -52,7 +52,7 @@ class LLMEngineActor:
     def __init__(self, model_path: str, *, seed: int, max_model_len: int, use_gpu: bool,
                  tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.5,
                  dtype: str = "auto", enforce_eager: bool = False, enable_prefix_caching: bool = True,
-                 threads: int | None = None):
+                 threads: int | None = None, trust_remote_code: bool = False):
         if threads:
             import torch
 
@@ -65,7 +65,7 @@ class LLMEngineActor:
             max_model_len=max_model_len,
             tensor_parallel_size=tensor_parallel_size,
             enable_prefix_caching=enable_prefix_caching,
-            trust_remote_code=False,
+            trust_remote_code=trust_remote_code,
         )
         if use_gpu:
             kwargs.update(gpu_memory_utilization=gpu_memory_utilization, dtype=dtype,
@@ -82,12 +82,15 @@ class LLMEngineActor:
     def ready(self) -> bool:
         return True
 
-    def generate(self, prompts: list[str], sampling: dict, n: int = 1, progress: bool = False) -> list[list[dict]]:
-        """Sample `n` completions per prompt. Returns, per prompt, a list of n dicts."""
+    def generate(self, prompts: list[str] | list[list[int]], sampling: dict, n: int = 1,
+                 progress: bool = False) -> list[list[dict]]:
+        """Sample `n` completions per prompt (text, or token ids used as they are).
+        Returns, per prompt, a list of n dicts."""
         from vllm import SamplingParams
 
         params = SamplingParams(n=n, **sampling)
-        outputs = self.llm.generate(prompts, params, use_tqdm=progress)
+        requests = [{"prompt_token_ids": list(p)} if not isinstance(p, str) else p for p in prompts]
+        outputs = self.llm.generate(requests, params, use_tqdm=progress)
         result = []
         for out in outputs:
             result.append([
@@ -117,8 +120,8 @@ def vllm_env(use_gpu: bool, kv_cache_gb: int = 1, threads: int | None = None) ->
 def create_vllm_engines(num_engines: int, model_path: str, *, seed: int, max_model_len: int,
                         use_gpu: bool, tensor_parallel_size: int = 1,
                         gpu_memory_utilization: float = 0.5, dtype: str = "auto",
-                        enforce_eager: bool = False, threads: int | None = None,
-                        kv_cache_gb: int = 1, ready_timeout: float = 600.0) -> list:
+                        enforce_eager: bool = False, threads: int | None = None, kv_cache_gb: int = 1,
+                        trust_remote_code: bool = False, ready_timeout: float = 600.0) -> list:
     env = vllm_env(use_gpu, kv_cache_gb, threads)
     actor_cls = ray.remote(LLMEngineActor)
     engines = []
@@ -131,12 +134,12 @@ def create_vllm_engines(num_engines: int, model_path: str, *, seed: int, max_mod
         engines.append(actor_cls.options(**{k: v for k, v in options.items() if v is not None}).remote(
             model_path, seed=seed + i, max_model_len=max_model_len, use_gpu=use_gpu,
             tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization,
-            dtype=dtype, enforce_eager=enforce_eager, threads=threads))
+            dtype=dtype, enforce_eager=enforce_eager, threads=threads, trust_remote_code=trust_remote_code))
     get_with_timeout([e.ready.remote() for e in engines], ready_timeout, "starting the vLLM engines")
     return engines
 
 
-def generate_on_engines(engines: list, prompts: list[str], sampling: dict, n: int,
+def generate_on_engines(engines: list, prompts: list[str] | list[list[int]], sampling: dict, n: int,
                         timeout: float) -> list[list[Generation]]:
     """Split `prompts` into contiguous shards, one per engine, and gather the results in order."""
     if not prompts:

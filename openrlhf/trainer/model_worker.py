@@ -103,20 +103,22 @@ class ModelWorker:
     def _to_device(self, batch: dict) -> dict:
         return {k: v.to(self.device) for k, v in batch.items()}
 
-    def _placeholder(self, like: dict) -> dict:
-        """A one-row batch with an empty action mask: keeps collectives in step, adds zero loss."""
-        row = {k: v[:1].clone() for k, v in like.items()}
-        row["action_mask"] = torch.zeros_like(row["action_mask"])
-        return row
+    @staticmethod
+    def _placeholder() -> dict:
+        """A one-row batch with an empty action mask for a rank that has no rows in this
+        micro-batch: it still runs forward/backward, so ZeRO's collectives stay in step, and
+        adds zero loss."""
+        zeros = torch.zeros((1, 1))
+        return {"sequences": torch.zeros((1, 2), dtype=torch.long), "attention_mask": torch.ones((1, 2), dtype=torch.long),
+                "action_mask": zeros, "old_logp": zeros, "ref_logp": zeros, "advantages": zeros}
 
     @torch.no_grad()
     def compute_logprobs(self, micro_batches: list[dict], temperature: float = 1.0) -> list[torch.Tensor | None]:
         """Score each micro-batch; an empty one (None) still runs a forward so ZeRO-3 stays in step."""
         self.engine.eval()
         results = []
-        template = next((mb for mb in micro_batches if mb is not None), None)
         for mb in micro_batches:
-            batch = self._to_device(mb if mb is not None else self._placeholder(template))
+            batch = self._to_device(mb if mb is not None else self._placeholder())
             logp = response_logprobs(self.engine, batch["sequences"], batch["attention_mask"],
                                      batch["action_mask"].shape[1], temperature)
             results.append(logp.float().cpu() if mb is not None else None)
@@ -130,11 +132,10 @@ class ModelWorker:
         self.engine.train()
         stats_per_step = []
         for step in steps:
-            template = next((mb for mb in step["micro_batches"] if mb is not None), None)
             totals = {"policy_loss": 0.0, "kl_loss": 0.0, "clip_frac": 0.0, "approx_kl": 0.0}
             real = 0
             for mb in step["micro_batches"]:
-                batch = self._to_device(mb if mb is not None else self._placeholder(template))
+                batch = self._to_device(mb if mb is not None else self._placeholder())
                 mask = batch["action_mask"]
                 logp = response_logprobs(self.engine, batch["sequences"], batch["attention_mask"],
                                          mask.shape[1], temperature)
