@@ -63,3 +63,14 @@ def test_select_trims_shared_padding_but_keeps_response_alignment():
     assert rows["old_logp"].tolist() == [[3.0], [6.0]]
     full = exp.select([0, 1, 2])
     assert full["sequences"].shape == exp.sequences.shape
+
+
+def test_plan_buckets_groups_by_dtype_and_size():
+    from openrlhf.trainer.weight_sync import ParamMeta, plan_buckets
+
+    f32, bf16 = "torch.float32", "torch.bfloat16"
+    metas = [ParamMeta("a", (4,), f32), ParamMeta("b", (4,), f32), ParamMeta("c", (10,), f32),
+             ParamMeta("d", (2,), bf16), ParamMeta("e", (2,), bf16), ParamMeta("f", (3,), f32)]
+    # 32 bytes per bucket: a+b (32 B) fit together, c (40 B) stands alone, d+e share, f stands alone
+    assert plan_buckets(metas, 32) == [[0, 1], [2], [3, 4], [5]]
+    assert plan_buckets(metas, 10**9) == [[0, 1, 2], [3, 4], [5]]

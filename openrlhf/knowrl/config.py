@@ -37,6 +37,8 @@ class KnowRLConfig:
     enforce_eager: bool = opt(False, "disable CUDA graphs in vLLM (always on for CPU)", "rollout")
     colocate_all_models: bool = opt(False, "policy, reference and engines share the same GPUs (not implemented yet: "
                                     "refused on GPU; on CPU everything already shares the cores)", "rollout")
+    weight_sync_bucket_mb: int = opt(256, "size of the buckets in which policy weights are broadcast to the "
+                                     "engines after each update", "rollout")
     rollout_batch_size: int = opt(16, "tasks classified per iteration (each gets n samples)", "rollout")
     micro_rollout_batch_size: int = opt(4, "samples per rank per forward pass when scoring log-probs", "rollout")
     n_samples_per_prompt: int = opt(8, "classification samples per task (the consensus group size n)", "rollout")

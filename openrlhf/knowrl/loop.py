@@ -11,9 +11,8 @@
         8. weight sync     the new policy weights go to every vLLM engine
         9. records, metrics, checkpoint
 
-What it simplifies: weights travel to the engines through Ray's object store (a full state dict
-from rank 0), which is right on one machine and fine for small models; engines and model groups
-are plain actors without placement groups.
+What it simplifies: engines and model groups are plain Ray actors without placement groups, and
+each engine receives weights in one worker (tensor parallel 1 for the sync).
 """
 
 from __future__ import annotations
@@ -44,6 +43,7 @@ from openrlhf.knowrl.reward import RewardGroup, agreement, compute_rewards, majo
 from openrlhf.knowrl.taxonomy import LABELS, REASON_TO_TYPE
 from openrlhf.rollout.vllm_engine import Generation, create_vllm_engines, generate_on_engines
 from openrlhf.trainer.actor_group import ModelGroup
+from openrlhf.trainer.weight_sync import broadcast_policy_to_engines, connect_policy_to_engines
 from openrlhf.trainer.experience import Experience, build_experience, optimizer_steps, rank_micro_batches
 from openrlhf.utils.ray_utils import get_with_timeout
 from openrlhf.utils.tracking import MetricsLogger, PhaseTimer
@@ -129,6 +129,7 @@ class KnowRLTrainer:
                 "init_model", self.model_path, trainable=False, micro_batch_size=cfg.micro_rollout_batch_size,
                 **common)
         get_with_timeout(init_refs, cfg.actor_timeout, "initialising the policy and reference models")
+        self.weight_metadata = connect_policy_to_engines(self.policy, self.engines, cfg.actor_timeout)
         print(f"[knowrl] {len(self.engines)} vLLM engine(s), {cfg.actor_world_size} policy rank(s), "
               f"{cfg.ref_world_size if self.reference else 0} reference rank(s) ready in "
               f"{time.perf_counter() - t0:.1f}s", flush=True)
@@ -338,10 +339,8 @@ class KnowRLTrainer:
 
     # ------------------------------------------------------------------ 8. weight sync
     def sync_weights(self) -> None:
-        states = self.policy.call_all("full_state_dict")
-        ref = ray.put(states[0])
-        get_with_timeout([e.load_weights.remote(ref) for e in self.engines], self.cfg.actor_timeout,
-                         "loading new weights into the vLLM engines")
+        broadcast_policy_to_engines(self.policy, self.engines, self.weight_metadata,
+                                    self.cfg.weight_sync_bucket_mb * 2**20, self.cfg.actor_timeout)
 
     # ------------------------------------------------------------------ 9. records and checkpoints
     def write_records(self, iteration: int, groups: list[TaskGroup], introspection_log: list[dict]) -> None:

@@ -59,6 +59,8 @@ class LLMEngineActor:
             torch.set_num_threads(threads)
         from vllm import LLM
 
+        self.use_gpu = use_gpu
+        self.sync_group = None
         kwargs = dict(
             model=model_path,
             seed=seed,
@@ -99,6 +101,21 @@ class LLMEngineActor:
                 for c in out.outputs
             ])
         return result
+
+    def init_weight_sync(self, host: str, port: int, rank: int, world_size: int, timeout_s: float) -> None:
+        from openrlhf.trainer.weight_sync import WeightSyncGroup
+
+        self.sync_group = WeightSyncGroup(host, port, rank, world_size, self.use_gpu, timeout_s)
+
+    def receive_weights(self, metadata: list, bucket_bytes: int) -> None:
+        """Receive every bucket the policy broadcasts, then load them all at once."""
+        from openrlhf.trainer.weight_sync import plan_buckets
+
+        device = "cuda" if self.use_gpu else "cpu"
+        received = {}
+        for bucket in plan_buckets(metadata, bucket_bytes):
+            received.update(self.sync_group.receive_bucket([metadata[i] for i in bucket], device))
+        self.load_weights(received)
 
     def load_weights(self, state_dict: dict) -> None:
         """Replace the model's weights in place with the policy's (HF parameter names)."""

@@ -17,6 +17,7 @@ import torch
 
 from openrlhf.algorithms import kl_loss, policy_loss
 from openrlhf.trainer.strategy import deepspeed_config
+from openrlhf.trainer.weight_sync import ParamMeta, WeightSyncGroup, plan_buckets
 
 
 def response_logprobs(model, sequences: torch.Tensor, attention_mask: torch.Tensor, response_width: int,
@@ -170,12 +171,30 @@ class ModelWorker:
             return deepspeed.zero.GatheredParameters(list(self.engine.module.parameters()), modifier_rank=None)
         return nullcontext()
 
-    def full_state_dict(self) -> dict | None:
-        """All parameters on rank 0 (gathered under ZeRO-3, every rank must call); None elsewhere."""
-        with self._gathered():
-            if self.rank != 0:
-                return None
-            return {name: p.detach().to("cpu", copy=True) for name, p in self.engine.module.named_parameters()}
+    def weight_metadata(self) -> list[ParamMeta]:
+        """Name, full shape and dtype of every parameter, in the order they are broadcast."""
+        return [ParamMeta(name, tuple(getattr(p, "ds_shape", p.shape)), str(p.dtype))
+                for name, p in self.engine.module.named_parameters()]
+
+    def init_weight_sync(self, host: str, port: int, world_size: int, timeout_s: float) -> None:
+        """Rank 0 only: join the weight-sync group as its source (rank 0)."""
+        self.sync_group = WeightSyncGroup(host, port, 0, world_size, torch.cuda.is_available(), timeout_s)
+
+    def broadcast_weights(self, bucket_bytes: int) -> None:
+        """Every rank calls this (ZeRO-3 gathers each bucket collectively); rank 0 sends."""
+        params = [p for _, p in self.engine.module.named_parameters()]
+        zero3 = getattr(self.engine, "zero_optimization_stage", lambda: 0)() == 3
+        for bucket in plan_buckets(self.weight_metadata(), bucket_bytes):
+            tensors = [params[i] for i in bucket]
+            if zero3:
+                import deepspeed
+
+                context = deepspeed.zero.GatheredParameters(tensors, modifier_rank=None)
+            else:
+                context = nullcontext()
+            with context:
+                if self.rank == 0:
+                    self.sync_group.send_bucket(tensors)
 
     def save_checkpoint(self, ckpt_dir: str, tag: str) -> None:
         self.engine.save_checkpoint(ckpt_dir, tag=tag)

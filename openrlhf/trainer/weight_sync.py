@@ -1,0 +1,103 @@
+"""Weight sync from policy rank 0 to the rollout engines over a process group of their own.
+
+Rank 0 of the group is policy rank 0; engine i is rank i+1. The group is built from a TCPStore
+directly (not torch.distributed's default group), so it lives beside DeepSpeed's group in the
+policy process and beside vLLM's in each engine. gloo on CPU, NCCL on GPU: the same code.
+
+Parameters travel in buckets: both sides cut the same metadata list into the same buckets, so
+the sender flattens a bucket into one tensor and the receivers split it back by shape.
+
+Simplification: one receiving worker per engine (tensor parallel 1); the engine loads the
+full set of received weights at once.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+_DTYPES = {str(t): t for t in (torch.float32, torch.bfloat16, torch.float16)}
+
+
+@dataclass(frozen=True)
+class ParamMeta:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str              # str(torch.dtype), e.g. "torch.float32"
+
+    @property
+    def nbytes(self) -> int:
+        return _DTYPES[self.dtype].itemsize * max(1, int(torch.Size(self.shape).numel()))
+
+
+def plan_buckets(metadata: list[ParamMeta], bucket_bytes: int) -> list[list[int]]:
+    """Consecutive indices of same-dtype parameters, each bucket at most `bucket_bytes`
+    (a single larger parameter gets a bucket of its own)."""
+    buckets: list[list[int]] = []
+    size = 0
+    for i, meta in enumerate(metadata):
+        current = buckets[-1] if buckets else None
+        fits = current is not None and metadata[current[0]].dtype == meta.dtype and size + meta.nbytes <= bucket_bytes
+        if fits:
+            current.append(i)
+            size += meta.nbytes
+        else:
+            buckets.append([i])
+            size = meta.nbytes
+    return buckets
+
+
+class WeightSyncGroup:
+    def __init__(self, host: str, port: int, rank: int, world_size: int, use_gpu: bool, timeout_s: float = 600.0):
+        timeout = datetime.timedelta(seconds=timeout_s)
+        self.rank = rank
+        self.store = dist.TCPStore(host, port, world_size, rank == 0, timeout=timeout)
+        prefixed = dist.PrefixStore("knowrl-weight-sync", self.store)
+        if use_gpu:
+            self.group = dist.ProcessGroupNCCL(prefixed, rank, world_size)
+        else:
+            self.group = dist.ProcessGroupGloo(prefixed, rank, world_size, timeout)
+
+    def broadcast(self, tensor: torch.Tensor) -> None:
+        opts = dist.BroadcastOptions()
+        opts.rootRank = 0
+        self.group.broadcast([tensor], opts).wait()
+
+    def send_bucket(self, tensors: list[torch.Tensor]) -> None:
+        flat = torch.cat([t.detach().reshape(-1) for t in tensors]) if len(tensors) > 1 else \
+            tensors[0].detach().reshape(-1).contiguous()
+        self.broadcast(flat)
+
+    def receive_bucket(self, metas: list[ParamMeta], device) -> list[tuple[str, torch.Tensor]]:
+        dtype = _DTYPES[metas[0].dtype]
+        sizes = [int(torch.Size(m.shape).numel()) for m in metas]
+        flat = torch.empty(sum(sizes), dtype=dtype, device=device)
+        self.broadcast(flat)
+        return [(m.name, chunk.view(m.shape)) for m, chunk in zip(metas, flat.split(sizes))]
+
+
+def connect_policy_to_engines(policy, engines: list, timeout: float) -> list[ParamMeta]:
+    """Form the group (policy rank 0 + every engine) once; return the parameter list to sync."""
+    from openrlhf.utils.ray_utils import get_with_timeout
+
+    rank0 = policy.actors[0]
+    host, port = get_with_timeout(rank0.master_address.remote(), timeout, "finding the weight-sync address")
+    metadata = get_with_timeout(rank0.weight_metadata.remote(), timeout, "reading the policy's parameter list")
+    world = 1 + len(engines)
+    refs = [rank0.init_weight_sync.remote(host, port, world, timeout)]
+    refs += [e.init_weight_sync.remote(host, port, i + 1, world, timeout) for i, e in enumerate(engines)]
+    get_with_timeout(refs, timeout, "forming the weight-sync group")
+    return metadata
+
+
+def broadcast_policy_to_engines(policy, engines: list, metadata: list[ParamMeta], bucket_bytes: int,
+                                timeout: float) -> None:
+    """Every policy rank takes part (ZeRO-3 gathers); rank 0 sends; every engine receives and loads."""
+    from openrlhf.utils.ray_utils import get_with_timeout
+
+    refs = policy.call_all_async("broadcast_weights", bucket_bytes)
+    refs += [e.receive_weights.remote(metadata, bucket_bytes) for e in engines]
+    get_with_timeout(refs, timeout, "syncing weights to the vLLM engines")
