@@ -188,9 +188,9 @@ def load_tokenizer(model_path: str, trust_remote_code: bool):
     return tokenizer
 
 
-def describe_plan(cfg: KnowRLConfig, model_path: str, use_gpu: bool, cluster=None) -> str:
-    """The placement plan and, for a local model folder, the per-GPU memory estimate.
-    Raises ConfigError for a layout the cluster cannot hold."""
+def make_plan(cfg: KnowRLConfig, model_path: str, use_gpu: bool, cluster=None):
+    """The placement plan and its description (with, for a local model folder, the per-GPU
+    memory estimate). Raises ConfigError for a layout the cluster cannot hold."""
     from openrlhf.trainer.placement import LayoutError, plan_placement
     from openrlhf.utils.memory_plan import estimate_memory, model_size_from_path
 
@@ -204,7 +204,7 @@ def describe_plan(cfg: KnowRLConfig, model_path: str, use_gpu: bool, cluster=Non
             text += "\n" + estimate_memory(model_size_from_path(model_path), cfg, plan).describe()
         except (OSError, ValueError, KeyError) as exc:
             text += f"\n[knowrl] no memory estimate for {model_path}: {exc}"
-    return text
+    return plan, text
 
 
 def quiet_libraries(verbose: bool) -> None:
@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if cfg.dry_run:
         try:
-            print(describe_plan(cfg, model_path, use_gpu), flush=True)
+            print(make_plan(cfg, model_path, use_gpu)[1], flush=True)
         except ConfigError as exc:
             print(f"knowrl-train: error: {exc}", file=sys.stderr)
             return 2
@@ -265,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     from openrlhf.trainer.placement import ClusterResources
 
     try:
-        print(describe_plan(cfg, model_path, use_gpu, ClusterResources.from_ray_nodes(ray.nodes())), flush=True)
+        plan, text = make_plan(cfg, model_path, use_gpu, ClusterResources.from_ray_nodes(ray.nodes()))
+        print(text, flush=True)
     except ConfigError as exc:
         ray.shutdown()
         print(f"knowrl-train: error: {exc}", file=sys.stderr)
@@ -274,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{cfg.advantage_estimator} | {'GPU' if use_gpu else 'CPU'} | Ray {'at ' + address if address else 'local'}",
           flush=True)
     try:
-        trainer = KnowRLTrainer(cfg, model_path, tokenizer, seeds, templates, reward_fn, use_gpu)
+        trainer = KnowRLTrainer(cfg, model_path, tokenizer, seeds, templates, reward_fn, use_gpu, plan)
         trainer.start()
         trainer.fit()
     finally:

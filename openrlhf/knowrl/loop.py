@@ -43,6 +43,7 @@ from openrlhf.knowrl.reward import RewardGroup, agreement, compute_rewards, majo
 from openrlhf.knowrl.taxonomy import LABELS, REASON_TO_TYPE
 from openrlhf.rollout.vllm_engine import Generation, create_vllm_engines, generate_on_engines
 from openrlhf.trainer.actor_group import ModelGroup
+from openrlhf.trainer.placement import PlacementPlan
 from openrlhf.trainer.weight_sync import broadcast_policy_to_engines, connect_policy_to_engines
 from openrlhf.trainer.experience import Experience, build_experience, optimizer_steps, rank_micro_batches
 from openrlhf.utils.ray_utils import get_with_timeout
@@ -79,7 +80,7 @@ class TaskGroup:
 
 class KnowRLTrainer:
     def __init__(self, cfg: KnowRLConfig, model_path: str, tokenizer, seeds: list[SeedTask],
-                 templates: PromptTemplates, reward_fn, use_gpu: bool):
+                 templates: PromptTemplates, reward_fn, use_gpu: bool, plan: PlacementPlan | None = None):
         self.cfg = cfg
         self.model_path = model_path
         self.tokenizer = tokenizer
@@ -87,6 +88,7 @@ class KnowRLTrainer:
         self.templates = templates
         self.reward_fn = reward_fn
         self.use_gpu = use_gpu
+        self.plan = plan
         self.pool = TaskPool(cfg.pool_max_size, cfg.pool_agreement_threshold)
         self.advantage_fn = get_advantage_estimator(cfg.advantage_estimator)
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -106,35 +108,50 @@ class KnowRLTrainer:
             policy_threads = max(1, cpus // cfg.actor_world_size)
             ref_threads = max(1, cpus // cfg.ref_world_size)
         t0 = time.perf_counter()
+        nodes = (lambda group: self.plan.node_ids(group) if self.plan else None)  # noqa: E731
         self.engines = create_vllm_engines(
             cfg.vllm_num_engines, self.model_path, seed=cfg.seed,
             max_model_len=cfg.prompt_max_len + max(cfg.generate_max_len, cfg.introspection_max_len),
             use_gpu=self.use_gpu, tensor_parallel_size=cfg.vllm_tensor_parallel_size,
             gpu_memory_utilization=cfg.vllm_gpu_memory_utilization, dtype="bfloat16" if cfg.bf16 else "auto",
             enforce_eager=cfg.enforce_eager, threads=engine_threads, kv_cache_gb=cfg.vllm_cpu_kvcache_gb,
-            trust_remote_code=cfg.trust_remote_code,
+            trust_remote_code=cfg.trust_remote_code, node_ids=nodes("vllm"),
             ready_timeout=cfg.actor_timeout)
         common = dict(zero_stage=cfg.zero_stage, bf16=cfg.bf16, seed=cfg.seed,
                       trust_remote_code=cfg.trust_remote_code)
         self.policy = ModelGroup("policy", cfg.actor_world_size, use_gpu=self.use_gpu,
-                                 threads_per_rank=policy_threads, timeout=cfg.actor_timeout)
+                                 threads_per_rank=policy_threads, timeout=cfg.actor_timeout,
+                                 node_ids=nodes("policy"))
         init_refs = self.policy.call_all_async(
             "init_model", self.model_path, trainable=True, micro_batch_size=cfg.micro_train_batch_size,
             learning_rate=cfg.actor_learning_rate, weight_decay=cfg.l2, max_norm=cfg.max_norm,
             gradient_checkpointing=cfg.gradient_checkpointing, lr_warmup_steps=cfg.lr_warmup_steps, **common)
         if cfg.needs_reference:
             self.reference = ModelGroup("reference", cfg.ref_world_size, use_gpu=self.use_gpu,
-                                        threads_per_rank=ref_threads, timeout=cfg.actor_timeout)
+                                        threads_per_rank=ref_threads, timeout=cfg.actor_timeout,
+                                        node_ids=nodes("reference"))
             init_refs += self.reference.call_all_async(
                 "init_model", self.model_path, trainable=False, micro_batch_size=cfg.micro_rollout_batch_size,
                 **common)
         get_with_timeout(init_refs, cfg.actor_timeout, "initialising the policy and reference models")
         self.weight_metadata = connect_policy_to_engines(self.policy, self.engines, cfg.actor_timeout)
+        self.record_placement()
         print(f"[knowrl] {len(self.engines)} vLLM engine(s), {cfg.actor_world_size} policy rank(s), "
               f"{cfg.ref_world_size if self.reference else 0} reference rank(s) ready in "
               f"{time.perf_counter() - t0:.1f}s", flush=True)
         self.logger = MetricsLogger(cfg.log_dir, cfg.use_tensorboard, cfg.use_wandb, cfg.wandb_project,
                                     cfg.wandb_run_name, config=asdict(cfg))
+
+    def record_placement(self) -> None:
+        """Where every actor actually runs (Ray node ids), in log_dir/placement.json."""
+        groups = {"policy": self.policy.actors, "reference": self.reference.actors if self.reference else [],
+                  "vllm": self.engines}
+        placed = {name: get_with_timeout([a.node_id.remote() for a in actors], self.cfg.actor_timeout,
+                                         f"locating the {name} actors")
+                  for name, actors in groups.items()}
+        os.makedirs(self.cfg.log_dir, exist_ok=True)
+        with open(os.path.join(self.cfg.log_dir, "placement.json"), "w") as f:
+            json.dump(placed, f, indent=1)
 
     # ------------------------------------------------------------------ the loop
     def fit(self) -> list[dict]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import ray
 
+from openrlhf.trainer.actor_group import pin_to_node
 from openrlhf.utils.ray_utils import get_with_timeout
 
 
@@ -84,6 +85,9 @@ class LLMEngineActor:
     def ready(self) -> bool:
         return True
 
+    def node_id(self) -> str:
+        return ray.get_runtime_context().get_node_id()
+
     def generate(self, prompts: list[str] | list[list[int]], sampling: dict, n: int = 1,
                  progress: bool = False) -> list[list[dict]]:
         """Sample `n` completions per prompt (text, or token ids used as they are).
@@ -138,17 +142,20 @@ def create_vllm_engines(num_engines: int, model_path: str, *, seed: int, max_mod
                         use_gpu: bool, tensor_parallel_size: int = 1,
                         gpu_memory_utilization: float = 0.5, dtype: str = "auto",
                         enforce_eager: bool = False, threads: int | None = None, kv_cache_gb: int = 1,
-                        trust_remote_code: bool = False, ready_timeout: float = 600.0) -> list:
+                        trust_remote_code: bool = False, node_ids: list[str | None] | None = None,
+                        ready_timeout: float = 600.0) -> list:
     env = vllm_env(use_gpu, kv_cache_gb, threads)
     actor_cls = ray.remote(LLMEngineActor)
     engines = []
     for i in range(num_engines):
-        options = {"runtime_env": {"env_vars": env}, "name": None}
+        options = {"runtime_env": {"env_vars": env}}
         if use_gpu and tensor_parallel_size == 1:
             options.update(num_gpus=1, num_cpus=1)
         else:
             options.update(num_cpus=0)
-        engines.append(actor_cls.options(**{k: v for k, v in options.items() if v is not None}).remote(
+        if node_ids and tensor_parallel_size == 1:
+            options["scheduling_strategy"] = pin_to_node(node_ids[i])
+        engines.append(actor_cls.options(**options).remote(
             model_path, seed=seed + i, max_model_len=max_model_len, use_gpu=use_gpu,
             tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization,
             dtype=dtype, enforce_eager=enforce_eager, threads=threads, trust_remote_code=trust_remote_code))

@@ -12,9 +12,18 @@ from openrlhf.trainer.model_worker import ModelWorker
 from openrlhf.utils.ray_utils import get_with_timeout
 
 
+def pin_to_node(node_id: str | None):
+    """Ray scheduling strategy that holds an actor to the node the placement plan chose."""
+    if not node_id:
+        return None
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    return NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)
+
+
 class ModelGroup:
     def __init__(self, name: str, world_size: int, *, use_gpu: bool, threads_per_rank: int | None,
-                 timeout: float):
+                 timeout: float, node_ids: list[str | None] | None = None):
         self.name = name
         self.world_size = world_size
         self.timeout = timeout
@@ -24,8 +33,10 @@ class ModelGroup:
         # On CPU every phase runs in turn, so ranks time-share the cores instead of reserving them.
         resources = {"num_gpus": 1, "num_cpus": 1} if use_gpu else {"num_cpus": 0}
         actor_cls = ray.remote(ModelWorker)
+        node_ids = node_ids or [None] * world_size
         self.actors = [
-            actor_cls.options(runtime_env={"env_vars": env}, **resources).remote(rank, world_size, threads_per_rank)
+            actor_cls.options(runtime_env={"env_vars": env}, scheduling_strategy=pin_to_node(node_ids[rank]),
+                              **resources).remote(rank, world_size, threads_per_rank)
             for rank in range(world_size)
         ]
         addr, port = self._get(self.actors[0].master_address.remote(), "finding the rendezvous address")

@@ -54,6 +54,11 @@ class ModelWorker:
             port = sock.getsockname()[1]
         return ray.util.get_node_ip_address(), port
 
+    def node_id(self) -> str:
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+
     def set_rendezvous(self, master_addr: str, master_port: int) -> None:
         local_rank = os.environ.get("LOCAL_RANK", "0")
         os.environ.update(MASTER_ADDR=master_addr, MASTER_PORT=str(master_port), RANK=str(self.rank),

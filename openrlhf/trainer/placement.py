@@ -60,6 +60,7 @@ class NodeResources:
     gpus: int
     cpus: int
     address: str = ""
+    node_id: str = ""          # Ray's NodeID, for pinning actors to the planned node
 
     @property
     def gpu_places(self) -> int:
@@ -80,7 +81,8 @@ class ClusterResources:
                 continue
             resources = entry.get("Resources") or {}
             nodes.append(NodeResources(gpus=int(resources.get("GPU", 0)), cpus=int(resources.get("CPU", 0)),
-                                       address=str(entry.get("NodeManagerAddress", ""))))
+                                       address=str(entry.get("NodeManagerAddress", "")),
+                                       node_id=str(entry.get("NodeID", ""))))
         return cls(tuple(nodes))
 
     @classmethod
@@ -135,6 +137,19 @@ class PlacementPlan:
     cluster: ClusterResources | None
     groups: tuple[GroupPlan, ...]
     notes: tuple[str, ...] = ()
+
+    def node_ids(self, name: str) -> list[str | None]:
+        """Per rank (per engine for vllm), the Ray NodeID its first bundle is planned on, or
+        None where the cluster or the node's id is unknown."""
+        group = self.group(name)
+        if group is None:
+            return []
+        ids = []
+        for rank in range(group.ranks):
+            node = group.nodes[group.rank_bundles(rank)[0]]
+            known = self.cluster is not None and node is not None and self.cluster.nodes[node].node_id
+            ids.append(self.cluster.nodes[node].node_id if known else None)
+        return ids
 
     def group(self, name: str) -> GroupPlan | None:
         return next((g for g in self.groups if g.name == name), None)
