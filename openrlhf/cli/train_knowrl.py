@@ -82,7 +82,7 @@ def validate(cfg: KnowRLConfig):
                  "train_batch_size", "max_epochs", "num_iterations", "introspection_prompts",
                  "tasks_per_introspection", "vllm_num_engines", "vllm_tensor_parallel_size", "actor_num_nodes",
                  "actor_num_gpus_per_node", "ref_num_nodes", "ref_num_gpus_per_node", "prompt_max_len",
-                 "generate_max_len", "introspection_max_len", "pool_max_size"):
+                 "generate_max_len", "introspection_max_len", "pool_max_size", "max_ckpt_num"):
         need(getattr(cfg, name) >= 1, f"--{name} must be at least 1, got {getattr(cfg, name)}")
     per_step = cfg.micro_train_batch_size * cfg.actor_world_size
     need(cfg.train_batch_size % per_step == 0,

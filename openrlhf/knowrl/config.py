@@ -24,6 +24,9 @@ class KnowRLConfig:
     save_path: str = opt("./checkpoint/knowrl", "where the trained model is written as an HF folder", "model")
     ckpt_path: str = opt("./checkpoint/knowrl_ckpt", "DeepSpeed checkpoints, task pool and loop state", "model")
     save_steps: int = opt(-1, "save a checkpoint every N iterations (-1: only at the end)", "model")
+    load_checkpoint: bool = opt(False, "resume from the newest complete checkpoint in --ckpt_path (policy, optimizer, "
+                                "scheduler, task pool, iteration); start fresh if there is none", "model")
+    max_ckpt_num: int = opt(3, "complete checkpoints to keep in --ckpt_path; older ones are deleted", "model")
     bf16: bool = opt(False, "train and roll out in bfloat16 (fp32 otherwise; fp32 is the CPU default)", "model")
     zero_stage: int = opt(2, "DeepSpeed ZeRO stage for the policy and reference (0-3)", "model", choices=[0, 1, 2, 3])
     gradient_checkpointing: bool = opt(False, "recompute activations in backward to save memory", "model")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -76,6 +77,14 @@ class TaskGroup:
     @property
     def mean_reward(self) -> float:
         return sum(self.rewards) / len(self.rewards) if self.rewards else 0.0
+
+
+def complete_checkpoints(ckpt_path: str) -> list[str]:
+    """Checkpoint tags whose save finished (the loop state file exists), oldest first."""
+    if not os.path.isdir(ckpt_path):
+        return []
+    return sorted(tag for tag in os.listdir(ckpt_path)
+                  if tag.startswith("iter_") and os.path.isfile(os.path.join(ckpt_path, tag, KnowRLTrainer.STATE_FILE)))
 
 
 class KnowRLTrainer:
@@ -156,7 +165,8 @@ class KnowRLTrainer:
     # ------------------------------------------------------------------ the loop
     def fit(self) -> list[dict]:
         history = []
-        for iteration in range(1, self.cfg.num_iterations + 1):
+        done = self.resume() if self.cfg.load_checkpoint else 0
+        for iteration in range(done + 1, self.cfg.num_iterations + 1):
             metrics = self.run_iteration(iteration)
             history.append(metrics)
             last = iteration == self.cfg.num_iterations
@@ -399,13 +409,40 @@ class KnowRLTrainer:
         metrics.update(train_stats)
         return metrics
 
+    STATE_FILE = "knowrl_state.json"
+
     def save_checkpoint(self, iteration: int) -> None:
+        """DeepSpeed state first, the loop state last: a tag folder without the state file is an
+        interrupted save and is never resumed from. Older complete checkpoints rotate out."""
         tag = f"iter_{iteration:04d}"
+        folder = os.path.join(self.cfg.ckpt_path, tag)
         self.policy.call_all("save_checkpoint", self.cfg.ckpt_path, tag)
         state = {"iteration": iteration, "pool": self.pool.state_dict(), "config": asdict(self.cfg)}
-        with open(os.path.join(self.cfg.ckpt_path, tag, "knowrl_state.json"), "w") as f:
+        staging = os.path.join(folder, self.STATE_FILE + ".tmp")
+        with open(staging, "w") as f:
             json.dump(state, f, indent=1)
-        print(f"[knowrl] checkpoint {os.path.join(self.cfg.ckpt_path, tag)}", flush=True)
+        os.replace(staging, os.path.join(folder, self.STATE_FILE))
+        for old in complete_checkpoints(self.cfg.ckpt_path)[:-self.cfg.max_ckpt_num]:
+            shutil.rmtree(os.path.join(self.cfg.ckpt_path, old), ignore_errors=True)
+        print(f"[knowrl] checkpoint {folder}", flush=True)
+
+    def resume(self) -> int:
+        """Restore the newest complete checkpoint; return the iteration it ended (0: none)."""
+        tags = complete_checkpoints(self.cfg.ckpt_path)
+        if not tags:
+            print(f"[knowrl] --load_checkpoint: no complete checkpoint in {self.cfg.ckpt_path}, starting fresh",
+                  flush=True)
+            return 0
+        tag = tags[-1]
+        with open(os.path.join(self.cfg.ckpt_path, tag, self.STATE_FILE)) as f:
+            state = json.load(f)
+        self.policy.call_all("load_checkpoint", self.cfg.ckpt_path, tag)
+        self.pool.load_state_dict(state["pool"])
+        self.logger.drop_after(state["iteration"])
+        self.sync_weights()
+        print(f"[knowrl] resumed from {os.path.join(self.cfg.ckpt_path, tag)} after iteration {state['iteration']}",
+              flush=True)
+        return state["iteration"]
 
     def save_hf(self) -> None:
         self.policy.call_all("save_hf", self.cfg.save_path, self.model_path)

@@ -46,6 +46,17 @@ class MetricsLogger:
             self.wandb = wandb_lib.init(project=wandb_project, name=wandb_run_name or None, config=safe,
                                         mode=mode, dir=log_dir)
 
+    def drop_after(self, step: int) -> None:
+        """Forget metrics of iterations after `step` (they are re-run after a resume), so every
+        iteration appears in metrics.jsonl exactly once."""
+        if not os.path.exists(self.path):
+            return
+        with open(self.path) as f:
+            kept = [line for line in f if line.strip() and json.loads(line)["iteration"] <= step]
+        with open(self.path + ".tmp", "w") as f:
+            f.writelines(kept)
+        os.replace(self.path + ".tmp", self.path)
+
     def log(self, step: int, metrics: dict) -> None:
         clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
         with open(self.path, "a") as f:

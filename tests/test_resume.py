@@ -1,0 +1,72 @@
+"""Resume after a crash: the driver is SIGKILLed mid-run, a second run with --load_checkpoint
+continues from the newest complete checkpoint, and every iteration's records and metrics are
+present exactly once. Also: an interrupted save (no loop-state file) is never resumed from."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from openrlhf.knowrl.loop import complete_checkpoints
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_complete_checkpoints_ignore_interrupted_saves(tmp_path):
+    for tag, complete in (("iter_0001", True), ("iter_0002", True), ("iter_0003", False)):
+        (tmp_path / tag).mkdir()
+        (tmp_path / tag / "mp_rank_00_model_states.pt").write_bytes(b"x")
+        if complete:
+            (tmp_path / tag / "knowrl_state.json").write_text("{}")
+    assert complete_checkpoints(str(tmp_path)) == ["iter_0001", "iter_0002"]
+    assert complete_checkpoints(str(tmp_path / "missing")) == []
+
+
+def train_argv(model, out, iterations, *extra):
+    return [sys.executable, "-m", "openrlhf.cli.train_knowrl", "--pretrain", model,
+            "--save_path", str(out / "model"), "--ckpt_path", str(out / "ckpt"), "--log_dir", str(out / "logs"),
+            "--num_iterations", str(iterations), "--save_steps", "1", "--max_ckpt_num", "2",
+            "--rollout_batch_size", "2", "--n_samples_per_prompt", "2", "--introspection_prompts", "2",
+            "--tasks_per_introspection", "2", "--prompt_max_len", "768", "--generate_max_len", "8",
+            "--introspection_max_len", "24", "--train_batch_size", "4", "--micro_train_batch_size", "2",
+            "--min_group_reward", "0", "--max_group_reward", "1", "--actor_timeout", "600", *extra]
+
+
+def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path):
+    from tiny_model import build_tiny_model
+
+    model = build_tiny_model(tmp_path / "tiny")
+    out = tmp_path / "run"
+    first_ckpt = out / "ckpt" / "iter_0001" / "knowrl_state.json"
+    proc = subprocess.Popen(train_argv(model, out, 4), cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 600
+        while not first_ckpt.exists():
+            assert proc.poll() is None, "the first run ended before its first checkpoint"
+            assert time.time() < deadline, "no checkpoint within 10 minutes"
+            time.sleep(0.5)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not (out / "model" / "config.json").exists(), "the killed run should not have finished"
+
+    resumed = subprocess.run(train_argv(model, out, 4, "--load_checkpoint"), cwd=ROOT, capture_output=True,
+                             text=True, timeout=900)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-5000:]
+    assert "resumed from" in resumed.stdout
+    done_before = int(resumed.stdout.split("after iteration ")[1].split()[0])
+    assert 1 <= done_before < 4
+    assert f"iter {done_before + 1}/4" in resumed.stdout and f"iter {done_before}/4" not in resumed.stdout
+
+    metrics = [json.loads(line)["iteration"] for line in (out / "logs" / "metrics.jsonl").read_text().splitlines()]
+    assert metrics == [1, 2, 3, 4], "every iteration's metrics exactly once"
+    for i in range(1, 5):
+        records = (out / "logs" / "iterations" / f"iter_{i:04d}.jsonl").read_text().splitlines()
+        assert len(records) == 2 and all(json.loads(r)["iteration"] == i for r in records)
+    assert complete_checkpoints(str(out / "ckpt")) == ["iter_0003", "iter_0004"], "rotation keeps the newest 2"
+    state = json.loads((out / "ckpt" / "iter_0004" / "knowrl_state.json").read_text())
+    assert state["iteration"] == 4
+    assert (out / "model" / "config.json").is_file()
