@@ -130,3 +130,14 @@ def test_gpu_launch_scripts_dry_run(script, tmp_path):
     assert "dry run" in proc.stdout
     assert "policy     4 rank(s)" in proc.stdout and "2 engine(s) x TP 1" in proc.stdout
     assert "memory estimate per process" in proc.stdout  # CPU wording; "per GPU" on a GPU machine
+
+
+def test_wandb_key_is_masked_everywhere_it_is_written():
+    from openrlhf.cli.train_knowrl import mask_secrets
+
+    assert mask_secrets(["x", "--use_wandb", "k3y", "--use_wandb=k3y", "--use_wandb", "offline"]) == \
+        ["x", "--use_wandb", "***", "--use_wandb=***", "--use_wandb", "offline"]
+    cfg = parse_config(["--use_wandb", "0123456789abcdef-secret"])
+    assert cfg.public_dict()["use_wandb"] == "***"
+    assert "secret" not in str(cfg.public_dict())
+    assert parse_config(["--use_wandb", "offline"]).public_dict()["use_wandb"] == "offline"

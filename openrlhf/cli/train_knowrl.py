@@ -57,6 +57,19 @@ def parse_config(argv: list[str] | None = None) -> KnowRLConfig:
     return KnowRLConfig(**vars(args))
 
 
+def mask_secrets(argv: list[str]) -> list[str]:
+    """argv with a W&B API key replaced by ***, in either `--use_wandb KEY` or `--use_wandb=KEY` form."""
+    public = ("offline", "1", "true", "True", "")
+    masked = []
+    for prev, arg in zip([""] + argv, argv):
+        if prev == "--use_wandb" and arg not in public:
+            arg = "***"
+        elif arg.startswith("--use_wandb=") and arg.split("=", 1)[1] not in public:
+            arg = "--use_wandb=***"
+        masked.append(arg)
+    return masked
+
+
 def _writable_dir(path: str, flag: str) -> None:
     try:
         os.makedirs(path, exist_ok=True)
@@ -249,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     os.makedirs(cfg.log_dir, exist_ok=True)
     with open(os.path.join(cfg.log_dir, "config.json"), "w") as f:
-        json.dump({**dataclasses.asdict(cfg), "resolved_pretrain": model_path, "argv": sys.argv}, f, indent=1)
+        argv = mask_secrets(sys.argv)
+        json.dump({**cfg.public_dict(), "resolved_pretrain": model_path, "argv": argv}, f, indent=1)
 
     import ray
 

@@ -7,7 +7,7 @@ OpenRLHF where OpenRLHF has the concept.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from openrlhf.algorithms.advantages import ADVANTAGE_ESTIMATORS
 from openrlhf.algorithms.losses import KL_ESTIMATORS
@@ -115,6 +115,13 @@ class KnowRLConfig:
     wandb_run_name: str = opt("", "W&B run name (default: a timestamp)", "logging")
     verbose: bool = opt(False, "show vLLM, Ray and DeepSpeed logs", "logging")
     debug: bool = opt(False, "print tracebacks for configuration errors", "logging")
+
+    def public_dict(self) -> dict:
+        """Every field, for config files, checkpoints and loggers, with secrets masked."""
+        values = asdict(self)
+        if values["use_wandb"] not in ("", "offline", "1", "true", "True"):
+            values["use_wandb"] = "***"
+        return values
 
     @property
     def actor_world_size(self) -> int:

@@ -22,7 +22,7 @@ import os
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import ray
 import torch
@@ -149,7 +149,7 @@ class KnowRLTrainer:
               f"{cfg.ref_world_size if self.reference else 0} reference rank(s) ready in "
               f"{time.perf_counter() - t0:.1f}s", flush=True)
         self.logger = MetricsLogger(cfg.log_dir, cfg.use_tensorboard, cfg.use_wandb, cfg.wandb_project,
-                                    cfg.wandb_run_name, config=asdict(cfg))
+                                    cfg.wandb_run_name, config=cfg.public_dict())
 
     def record_placement(self) -> None:
         """Where every actor actually runs (Ray node ids), in log_dir/placement.json."""
@@ -417,7 +417,7 @@ class KnowRLTrainer:
         tag = f"iter_{iteration:04d}"
         folder = os.path.join(self.cfg.ckpt_path, tag)
         self.policy.call_all("save_checkpoint", self.cfg.ckpt_path, tag)
-        state = {"iteration": iteration, "pool": self.pool.state_dict(), "config": asdict(self.cfg)}
+        state = {"iteration": iteration, "pool": self.pool.state_dict(), "config": self.cfg.public_dict()}
         staging = os.path.join(folder, self.STATE_FILE + ".tmp")
         with open(staging, "w") as f:
             json.dump(state, f, indent=1)

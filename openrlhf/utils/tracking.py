@@ -41,9 +41,7 @@ class MetricsLogger:
             mode = "offline" if wandb == "offline" else "online"
             if mode == "online" and wandb not in ("1", "true", "True"):
                 wandb_lib.login(key=wandb, relogin=True)
-            # The key is never part of the logged config.
-            safe = {k: v for k, v in (config or {}).items() if k != "use_wandb"}
-            self.wandb = wandb_lib.init(project=wandb_project, name=wandb_run_name or None, config=safe,
+            self.wandb = wandb_lib.init(project=wandb_project, name=wandb_run_name or None, config=config,
                                         mode=mode, dir=log_dir)
 
     def drop_after(self, step: int) -> None:
