@@ -9,6 +9,8 @@ setup(
     entry_points={
         "console_scripts": [
             "knowrl-train=openrlhf.cli.train_knowrl:main",
+            "knowrl-eval=evaluation.run_eval:main",
+            "knowrl-prompts=openrlhf.knowrl.validate_prompts:main",
         ]
     },
 )

@@ -141,3 +141,17 @@ def test_wandb_key_is_masked_everywhere_it_is_written():
     assert cfg.public_dict()["use_wandb"] == "***"
     assert "secret" not in str(cfg.public_dict())
     assert parse_config(["--use_wandb", "offline"]).public_dict()["use_wandb"] == "offline"
+
+
+def test_config_file_then_command_line_precedence(tmp_path, capsys):
+    path = tmp_path / "run.yaml"
+    path.write_text("n_samples_per_prompt: 6\nactor_learning_rate: 1.0e-6\nadvantage_estimator: rloo\n")
+    cfg = parse_config(["--config", str(path), "--n_samples_per_prompt", "4"])
+    assert cfg.n_samples_per_prompt == 4          # command line wins
+    assert cfg.actor_learning_rate == 1e-6        # file beats the default
+    assert cfg.advantage_estimator == "rloo"
+    assert cfg.rollout_batch_size == 16           # untouched default
+
+    path.write_text("n_samples_per_prompt: 6\nnot_a_flag: 1\n")
+    assert main(["--config", str(path)]) == 2
+    assert "unknown flag(s) not_a_flag" in capsys.readouterr().err

@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a model with KnowRL: introspection, n-sample self-classification, consensus reward, "
                     "Reinforce++ (vLLM rollout engines and DeepSpeed workers in Ray actors).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--config", default="", help="YAML file of flag values (flag names as keys); "
+                                                      "flags given on the command line override it")
     groups = {key: parser.add_argument_group(title) for key, title in GROUP_TITLES.items()}
     for f in dataclasses.fields(KnowRLConfig):
         meta = f.metadata
@@ -52,9 +54,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def load_config_file(path: str) -> dict:
+    """Flag values from a YAML file (keys are flag names without the dashes)."""
+    import yaml
+
+    try:
+        with open(path) as f:
+            values = yaml.safe_load(f) or {}
+    except OSError as exc:
+        raise ConfigError(f"--config {path}: cannot read it ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--config {path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"--config {path}: expected a mapping of flag names to values")
+    known = {f.name for f in dataclasses.fields(KnowRLConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"--config {path}: unknown flag(s) {', '.join(unknown)}: see --help for the names")
+    return values
+
+
 def parse_config(argv: list[str] | None = None) -> KnowRLConfig:
-    args = build_parser().parse_args(argv)
-    return KnowRLConfig(**vars(args))
+    """Defaults, then the --config file, then the command line (which wins)."""
+    parser = build_parser()
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", default="")
+    known, _ = pre.parse_known_args(argv)
+    if known.config:
+        parser.set_defaults(**load_config_file(known.config))
+    args = vars(parser.parse_args(argv))
+    args.pop("config")
+    return KnowRLConfig(**args)
 
 
 def mask_secrets(argv: list[str]) -> list[str]:
@@ -237,7 +267,11 @@ def quiet_libraries(verbose: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = parse_config(argv)
+    try:
+        cfg = parse_config(argv)
+    except ConfigError as exc:
+        print(f"knowrl-train: error: {exc}", file=sys.stderr)
+        return 2
     quiet_libraries(cfg.verbose)
     os.environ.setdefault("HF_HUB_OFFLINE", "0")
     try:
