@@ -25,3 +25,7 @@ $py -m openrlhf.cli.train_knowrl \
 
 $py evaluation/run_eval.py --compare "" "$run/model" \
   --n_samples 4 --max_new_tokens 24 --output_dir "$run/eval"
+
+# the run report (written at the end of training) again, now with the before/after comparison
+$py -m openrlhf.knowrl.report "$run/logs" --compare "$run/eval/compare.json" \
+  --ckpt_path "$run/ckpt" --save_path "$run/model"

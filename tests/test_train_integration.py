@@ -51,6 +51,10 @@ def check_run(out, stdout, model_dir, n=4, iterations=2):
         assert all(s["reward"] in (0.0, 1.0) for s in rec["samples"])
         assert rec["source"] in ("generated", "seed", "pool")
     assert (out / "logs" / "iterations" / "iter_0002_introspection.jsonl").is_file()
+    report = (out / "logs" / "report.md").read_text()
+    assert "agreement" in report and (out / "logs" / "report" / "agreement_reward.png").is_file()
+    series = json.loads((out / "logs" / "report" / "series.json").read_text())
+    assert series["agreement_reward"]["agreement"]["x"] == list(range(1, iterations + 1))
     ckpt = out / "ckpt" / f"iter_{iterations:04d}"
     assert (ckpt / "knowrl_state.json").is_file()
     assert any(ckpt.rglob("*model_states.pt")), list(ckpt.iterdir())

@@ -302,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     import ray
 
     from openrlhf.knowrl.loop import KnowRLTrainer
+    from openrlhf.utils.ray_utils import RayWaitTimeout
 
     address = cfg.ray_address or os.environ.get("RAY_ADDRESS") or None
     init_kwargs = dict(address=address, include_dashboard=False, log_to_driver=cfg.verbose,
@@ -326,6 +327,11 @@ def main(argv: list[str] | None = None) -> int:
         trainer = KnowRLTrainer(cfg, model_path, tokenizer, seeds, templates, reward_fn, use_gpu, plan)
         trainer.start()
         trainer.fit()
+    except (RuntimeError, RayWaitTimeout) as exc:
+        if cfg.debug:
+            raise
+        print(f"knowrl-train: error: {exc}", file=sys.stderr)
+        return 1
     finally:
         ray.shutdown()
     print(f"[knowrl] done in {time.perf_counter() - started:.0f}s: model {cfg.save_path}, records {cfg.log_dir}",

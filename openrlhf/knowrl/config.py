@@ -104,6 +104,8 @@ class KnowRLConfig:
                            "ray")
     ray_num_cpus: int = opt(0, "CPUs for a local Ray (0: all)", "ray")
     dry_run: bool = opt(False, "check flags, files and the layout, print the plan, and exit before Ray starts", "ray")
+    max_engine_restarts: int = opt(2, "times a dead vLLM engine is restarted over the run before it stops "
+                                   "(with a checkpoint)", "ray")
     actor_timeout: float = opt(1800.0, "seconds any single wait on a Ray actor may take before the run stops",
                                "ray")
 

@@ -40,9 +40,10 @@ from openrlhf.knowrl.prompts import (
     parse_answer,
     parse_generated_tasks,
 )
+from openrlhf.knowrl.report import write_report
 from openrlhf.knowrl.reward import RewardGroup, agreement, compute_rewards, majority_label
 from openrlhf.knowrl.taxonomy import LABELS, REASON_TO_TYPE
-from openrlhf.rollout.vllm_engine import Generation, create_vllm_engines, generate_on_engines
+from openrlhf.rollout.vllm_engine import EngineDied, Generation, create_vllm_engines, generate_on_engines
 from openrlhf.trainer.actor_group import ModelGroup
 from openrlhf.trainer.placement import PlacementPlan
 from openrlhf.trainer.weight_sync import broadcast_policy_to_engines, connect_policy_to_engines
@@ -102,6 +103,7 @@ class KnowRLTrainer:
         self.advantage_fn = get_advantage_estimator(cfg.advantage_estimator)
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.engines: list = []
+        self.engine_restarts = 0
         self.policy: ModelGroup | None = None
         self.reference: ModelGroup | None = None
         self.logger: MetricsLogger | None = None
@@ -118,14 +120,15 @@ class KnowRLTrainer:
             ref_threads = max(1, cpus // cfg.ref_world_size)
         t0 = time.perf_counter()
         nodes = (lambda group: self.plan.node_ids(group) if self.plan else None)  # noqa: E731
-        self.engines = create_vllm_engines(
-            cfg.vllm_num_engines, self.model_path, seed=cfg.seed,
+        self.engine_args = dict(
+            model_path=self.model_path, seed=cfg.seed,
             max_model_len=cfg.prompt_max_len + max(cfg.generate_max_len, cfg.introspection_max_len),
             use_gpu=self.use_gpu, tensor_parallel_size=cfg.vllm_tensor_parallel_size,
             gpu_memory_utilization=cfg.vllm_gpu_memory_utilization, dtype="bfloat16" if cfg.bf16 else "auto",
             enforce_eager=cfg.enforce_eager, threads=engine_threads, kv_cache_gb=cfg.vllm_cpu_kvcache_gb,
-            trust_remote_code=cfg.trust_remote_code, node_ids=nodes("vllm"),
-            ready_timeout=cfg.actor_timeout)
+            trust_remote_code=cfg.trust_remote_code, ready_timeout=cfg.actor_timeout)
+        self.engine_nodes = nodes("vllm") or [None] * cfg.vllm_num_engines
+        self.engines = create_vllm_engines(cfg.vllm_num_engines, node_ids=self.engine_nodes, **self.engine_args)
         common = dict(zero_stage=cfg.zero_stage, bf16=cfg.bf16, seed=cfg.seed,
                       trust_remote_code=cfg.trust_remote_code)
         self.policy = ModelGroup("policy", cfg.actor_world_size, use_gpu=self.use_gpu,
@@ -174,6 +177,8 @@ class KnowRLTrainer:
                 self.save_checkpoint(iteration)
         self.save_hf()
         self.logger.close()
+        report = write_report(self.cfg.log_dir, ckpt_path=self.cfg.ckpt_path, save_path=self.cfg.save_path)
+        print(f"[knowrl] run report: {report}", flush=True)
         return history
 
     def run_iteration(self, iteration: int) -> dict:
@@ -185,7 +190,7 @@ class KnowRLTrainer:
         with timer("introspection"):
             tasks, introspection_log = self.introspect(iteration, rng)
         with timer("classification"):
-            groups = self.classify(tasks)
+            groups = self.classify(tasks, iteration)
         with timer("reward"):
             for group in groups:
                 self.score(group)
@@ -200,7 +205,7 @@ class KnowRLTrainer:
             with timer("update"):
                 train_stats = self.update(experience, rng)
             with timer("weight_sync"):
-                self.sync_weights()
+                self.sync_weights(iteration)
         for g in groups:
             if g.task.source == "generated":
                 g.joined_pool = self.pool.offer(g.task.text, g.majority, g.agreement, iteration,
@@ -251,7 +256,7 @@ class KnowRLTrainer:
         prompts = [ids for ids, ok in zip(encoded, fits) if ok]
         sampling = {"temperature": cfg.introspection_temperature, "top_p": 1.0,
                     "max_tokens": cfg.introspection_max_len}
-        outputs = generate_on_engines(self.engines, prompts, sampling, 1, cfg.actor_timeout)
+        outputs = self.generate(prompts, sampling, 1, iteration)
 
         existing = [s.task for s in self.seeds] + [e.task for e in self.pool.entries]
         tasks: list[Task] = []
@@ -273,8 +278,35 @@ class KnowRLTrainer:
                 tasks.append(Task(s.task, s.label, s.type, s.reason, s.source))
         return tasks, log
 
+    def generate(self, prompts: list[list[int]], sampling: dict, n: int, iteration: int) -> list[list[Generation]]:
+        """Generate on the engines, retrying after restarting an engine that died."""
+        while True:
+            try:
+                return generate_on_engines(self.engines, prompts, sampling, n, self.cfg.actor_timeout)
+            except EngineDied as exc:
+                self.restart_engine(exc, iteration)
+
+    def restart_engine(self, exc: EngineDied, iteration: int) -> None:
+        """Replace a dead engine (up to --max_engine_restarts over the run): a new actor on the
+        same node, a new weight-sync group, the current weights. Past the limit, checkpoint the
+        last complete iteration and stop."""
+        if self.engine_restarts >= self.cfg.max_engine_restarts:
+            if iteration > 1:
+                self.save_checkpoint(iteration - 1)
+            raise RuntimeError(f"{exc}; {self.engine_restarts} restart(s) already used (--max_engine_restarts "
+                               f"{self.cfg.max_engine_restarts}); the last complete iteration is checkpointed: "
+                               f"resume with --load_checkpoint") from exc
+        self.engine_restarts += 1
+        print(f"[knowrl] {exc}: restarting it ({self.engine_restarts}/{self.cfg.max_engine_restarts})", flush=True)
+        ray.kill(self.engines[exc.index], no_restart=True)
+        (self.engines[exc.index],) = create_vllm_engines(
+            1, node_ids=[self.engine_nodes[exc.index]],
+            **{**self.engine_args, "seed": self.engine_args["seed"] + 1000 * self.engine_restarts})
+        self.weight_metadata = connect_policy_to_engines(self.policy, self.engines, self.cfg.actor_timeout)
+        self.sync_weights(iteration)
+
     # ------------------------------------------------------------------ 2. classification
-    def classify(self, tasks: list[Task]) -> list[TaskGroup]:
+    def classify(self, tasks: list[Task], iteration: int) -> list[TaskGroup]:
         cfg = self.cfg
         groups = [TaskGroup(task=t, prompt=chat_prompt(self.tokenizer, build_classification_prompt(
             self.templates, t.text), cfg.answer_prefix)) for t in tasks]
@@ -282,8 +314,8 @@ class KnowRLTrainer:
         fits = [len(ids) <= cfg.prompt_max_len for ids in encoded]
         groups = [g for g, ok in zip(groups, fits) if ok]
         sampling = {"temperature": cfg.temperature, "top_p": cfg.top_p, "max_tokens": cfg.generate_max_len}
-        outputs = generate_on_engines(self.engines, [ids for ids, ok in zip(encoded, fits) if ok], sampling,
-                                      cfg.n_samples_per_prompt, cfg.actor_timeout)
+        outputs = self.generate([ids for ids, ok in zip(encoded, fits) if ok], sampling, cfg.n_samples_per_prompt,
+                                iteration)
         for group, samples in zip(groups, outputs):
             group.samples = samples
             group.labels = [parse_answer(s.text, cfg.answer_prefix) for s in samples]
@@ -365,9 +397,12 @@ class KnowRLTrainer:
         }
 
     # ------------------------------------------------------------------ 8. weight sync
-    def sync_weights(self) -> None:
-        broadcast_policy_to_engines(self.policy, self.engines, self.weight_metadata,
-                                    self.cfg.weight_sync_bucket_mb * 2**20, self.cfg.actor_timeout)
+    def sync_weights(self, iteration: int) -> None:
+        try:
+            broadcast_policy_to_engines(self.policy, self.engines, self.weight_metadata,
+                                        self.cfg.weight_sync_bucket_mb * 2**20, self.cfg.actor_timeout)
+        except EngineDied as exc:
+            self.restart_engine(exc, iteration)   # the restart ends with a full sync
 
     # ------------------------------------------------------------------ 9. records and checkpoints
     def write_records(self, iteration: int, groups: list[TaskGroup], introspection_log: list[dict]) -> None:
@@ -439,7 +474,7 @@ class KnowRLTrainer:
         self.policy.call_all("load_checkpoint", self.cfg.ckpt_path, tag)
         self.pool.load_state_dict(state["pool"])
         self.logger.drop_after(state["iteration"])
-        self.sync_weights()
+        self.sync_weights(state["iteration"] + 1)
         print(f"[knowrl] resumed from {os.path.join(self.cfg.ckpt_path, tag)} after iteration {state['iteration']}",
               flush=True)
         return state["iteration"]

@@ -9,12 +9,21 @@ fp32, an in-process executor). The controller talks to engines through `generate
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 
 import ray
 
 from openrlhf.trainer.actor_group import pin_to_node
-from openrlhf.utils.ray_utils import get_with_timeout
+from openrlhf.utils.ray_utils import RayWaitTimeout, get_with_timeout
+
+
+class EngineDied(RuntimeError):
+    """An engine actor's process is gone; `index` says which one."""
+
+    def __init__(self, index: int, message: str):
+        super().__init__(message)
+        self.index = index
 
 
 @dataclass
@@ -171,7 +180,16 @@ def generate_on_engines(engines: list, prompts: list[str] | list[list[int]], sam
     shard = -(-len(prompts) // len(engines))
     chunks = [(start, prompts[start:start + shard]) for start in range(0, len(prompts), shard)]
     refs = [engines[i].generate.remote(chunk, sampling, n) for i, (_, chunk) in enumerate(chunks)]
-    results = get_with_timeout(refs, timeout, "generating on the vLLM engines")
+    deadline = time.monotonic() + timeout
+    results = []
+    for i, ref in enumerate(refs):
+        try:
+            results.append(ray.get(ref, timeout=max(1.0, deadline - time.monotonic())))
+        except ray.exceptions.RayActorError as exc:
+            raise EngineDied(i, f"vLLM engine {i} died while generating ({type(exc).__name__})") from exc
+        except ray.exceptions.GetTimeoutError as exc:
+            raise RayWaitTimeout(f"vLLM engine {i} did not answer within {timeout:.0f}s while generating: "
+                                 f"it is stuck or could not be scheduled") from exc
     generations: list[list[Generation]] = []
     for (start, _), per_prompt in zip(chunks, results):
         for offset, samples in enumerate(per_prompt):

@@ -98,6 +98,23 @@ def broadcast_policy_to_engines(policy, engines: list, metadata: list[ParamMeta]
     """Every policy rank takes part (ZeRO-3 gathers); rank 0 sends; every engine receives and loads."""
     from openrlhf.utils.ray_utils import get_with_timeout
 
-    refs = policy.call_all_async("broadcast_weights", bucket_bytes)
-    refs += [e.receive_weights.remote(metadata, bucket_bytes) for e in engines]
-    get_with_timeout(refs, timeout, "syncing weights to the vLLM engines")
+    import ray
+
+    from openrlhf.rollout.vllm_engine import EngineDied
+
+    policy_refs = policy.call_all_async("broadcast_weights", bucket_bytes)
+    engine_refs = [e.receive_weights.remote(metadata, bucket_bytes) for e in engines]
+    dead = None
+    for i, ref in enumerate(engine_refs):
+        try:
+            get_with_timeout(ref, timeout, f"syncing weights to vLLM engine {i}")
+        except ray.exceptions.RayActorError:
+            dead = i if dead is None else dead
+    try:
+        get_with_timeout(policy_refs, timeout, "broadcasting the policy weights")
+    except ray.exceptions.RayTaskError:
+        if dead is None:
+            raise
+    # the sender fails too when a receiver's process is gone; the engine is what to report
+    if dead is not None:
+        raise EngineDied(dead, f"vLLM engine {dead} died during the weight sync")

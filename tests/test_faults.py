@@ -1,0 +1,54 @@
+"""Faults during a run: a vLLM engine process killed with SIGKILL is named, restarted, re-synced
+and the run completes; with no restarts allowed the run stops with one clear error line and a
+checkpoint of the last complete iteration."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_and_kill_engine(tmp_path, *extra):
+    from tiny_model import build_tiny_model
+
+    model = build_tiny_model(tmp_path / "tiny")
+    out = tmp_path / "run"
+    argv = [sys.executable, "-m", "openrlhf.cli.train_knowrl", "--pretrain", model,
+            "--save_path", str(out / "model"), "--ckpt_path", str(out / "ckpt"), "--log_dir", str(out / "logs"),
+            "--num_iterations", "3", "--rollout_batch_size", "2", "--n_samples_per_prompt", "2",
+            "--introspection_prompts", "2", "--tasks_per_introspection", "2", "--prompt_max_len", "768",
+            "--generate_max_len", "8", "--introspection_max_len", "24", "--train_batch_size", "4",
+            "--micro_train_batch_size", "2", "--min_group_reward", "0", "--max_group_reward", "1",
+            "--actor_timeout", "300", *extra]
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    metrics = out / "logs" / "metrics.jsonl"
+    deadline = time.time() + 600
+    while not (metrics.exists() and metrics.read_text().strip()):
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.time() < deadline
+        time.sleep(0.2)
+    # The engine process is named by Ray after its actor class.
+    subprocess.run(["pkill", "-9", "-f", "ray::LLMEngineActor"], check=True)
+    stdout, stderr = proc.communicate(timeout=900)
+    return proc.returncode, stdout, stderr, out
+
+
+def test_killed_engine_is_restarted_and_the_run_completes(tmp_path):
+    code, stdout, stderr, out = run_and_kill_engine(tmp_path, "--max_engine_restarts", "2")
+    assert code == 0, stdout[-3000:] + stderr[-3000:]
+    assert "vLLM engine 0 died" in stdout and "restarting it (1/2)" in stdout
+    iterations = [json.loads(line)["iteration"] for line in (out / "logs" / "metrics.jsonl").read_text().splitlines()]
+    assert iterations == [1, 2, 3]
+    assert (out / "model" / "config.json").is_file()
+
+
+def test_no_restarts_left_stops_with_a_checkpoint_and_one_line(tmp_path):
+    code, stdout, stderr, out = run_and_kill_engine(tmp_path, "--max_engine_restarts", "0")
+    assert code == 1
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("knowrl-train: error: vLLM engine 0 died") and "--load_checkpoint" in last, stderr[-2000:]
+    assert (out / "ckpt" / "iter_0001" / "knowrl_state.json").is_file()
