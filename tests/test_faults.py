@@ -5,24 +5,17 @@ checkpoint of the last complete iteration."""
 import json
 import os
 import subprocess
-import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run_and_kill_engine(tmp_path, *extra):
-    from tiny_model import build_tiny_model
+    from tiny_model import build_tiny_model, tiny_train_command
 
     model = build_tiny_model(tmp_path / "tiny")
     out = tmp_path / "run"
-    argv = [sys.executable, "-m", "openrlhf.cli.train_knowrl", "--pretrain", model,
-            "--save_path", str(out / "model"), "--ckpt_path", str(out / "ckpt"), "--log_dir", str(out / "logs"),
-            "--num_iterations", "3", "--rollout_batch_size", "2", "--n_samples_per_prompt", "2",
-            "--introspection_prompts", "2", "--tasks_per_introspection", "2", "--prompt_max_len", "768",
-            "--generate_max_len", "8", "--introspection_max_len", "24", "--train_batch_size", "4",
-            "--micro_train_batch_size", "2", "--min_group_reward", "0", "--max_group_reward", "1",
-            "--actor_timeout", "300", *extra]
+    argv = tiny_train_command(model, out, "--actor_timeout", "300", *extra)
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     metrics = out / "logs" / "metrics.jsonl"

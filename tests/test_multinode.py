@@ -5,7 +5,6 @@ KnowRL loop completes across them (gloo between the nodes' processes)."""
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 
@@ -25,19 +24,12 @@ def two_node_cluster():
 
 
 def test_loop_runs_across_two_nodes(tmp_path, two_node_cluster):
-    from tiny_model import build_tiny_model
+    from tiny_model import build_tiny_model, tiny_train_command
 
     model = build_tiny_model(tmp_path / "tiny")
     logs = tmp_path / "logs"
-    argv = [sys.executable, "-m", "openrlhf.cli.train_knowrl", "--pretrain", model,
-            "--ray_address", two_node_cluster.address,
-            "--actor_num_nodes", "2", "--actor_num_gpus_per_node", "1", "--init_kl_coef", "0",
-            "--save_path", str(tmp_path / "model"), "--ckpt_path", str(tmp_path / "ckpt"), "--log_dir", str(logs),
-            "--num_iterations", "1", "--rollout_batch_size", "2", "--n_samples_per_prompt", "2",
-            "--introspection_prompts", "2", "--tasks_per_introspection", "2", "--prompt_max_len", "768",
-            "--generate_max_len", "8", "--introspection_max_len", "24", "--train_batch_size", "4",
-            "--micro_train_batch_size", "2", "--min_group_reward", "0", "--max_group_reward", "1",
-            "--actor_timeout", "600"]
+    argv = tiny_train_command(model, tmp_path, "--ray_address", two_node_cluster.address, "--num_iterations", "1",
+                              "--actor_num_nodes", "2", "--actor_num_gpus_per_node", "1", "--init_kl_coef", "0")
     proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     assert "cluster: 2 node(s)" in proc.stdout

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 from openrlhf.knowrl.loop import complete_checkpoints
@@ -25,13 +24,10 @@ def test_complete_checkpoints_ignore_interrupted_saves(tmp_path):
 
 
 def train_argv(model, out, iterations, *extra):
-    return [sys.executable, "-m", "openrlhf.cli.train_knowrl", "--pretrain", model,
-            "--save_path", str(out / "model"), "--ckpt_path", str(out / "ckpt"), "--log_dir", str(out / "logs"),
-            "--num_iterations", str(iterations), "--save_steps", "1", "--max_ckpt_num", "2",
-            "--rollout_batch_size", "2", "--n_samples_per_prompt", "2", "--introspection_prompts", "2",
-            "--tasks_per_introspection", "2", "--prompt_max_len", "768", "--generate_max_len", "8",
-            "--introspection_max_len", "24", "--train_batch_size", "4", "--micro_train_batch_size", "2",
-            "--min_group_reward", "0", "--max_group_reward", "1", "--actor_timeout", "600", *extra]
+    from tiny_model import tiny_train_command
+
+    return tiny_train_command(model, out, "--num_iterations", str(iterations), "--save_steps", "1",
+                              "--max_ckpt_num", "2", *extra)
 
 
 def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path):

@@ -7,7 +7,6 @@ reads what it leaves behind (records, metrics, checkpoint, HF export).
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 import torch
@@ -16,16 +15,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run_training(tmp_path, model_dir, *extra):
+    from tiny_model import tiny_train_command
+
     out = tmp_path / "run"
-    argv = [sys.executable, "-m", "openrlhf.cli.train_knowrl", "--pretrain", model_dir,
-            "--save_path", str(out / "model"), "--ckpt_path", str(out / "ckpt"), "--log_dir", str(out / "logs"),
-            "--num_iterations", "2", "--rollout_batch_size", "4", "--n_samples_per_prompt", "4",
-            "--introspection_prompts", "2", "--tasks_per_introspection", "3", "--prompt_max_len", "768",
-            "--generate_max_len", "16", "--introspection_max_len", "48", "--train_batch_size", "8",
-            "--micro_train_batch_size", "2", "--micro_rollout_batch_size", "4",
-            # the tiny model answers at random; keep every group so the update always runs
-            "--min_group_reward", "0", "--max_group_reward", "1",
-            "--actor_learning_rate", "1e-3", "--actor_num_gpus_per_node", "2", "--actor_timeout", "600", *extra]
+    argv = tiny_train_command(model_dir, out, "--num_iterations", "2", "--rollout_batch_size", "4",
+                              "--n_samples_per_prompt", "4", "--introspection_prompts", "2",
+                              "--tasks_per_introspection", "3", "--generate_max_len", "16",
+                              "--introspection_max_len", "48", "--train_batch_size", "8",
+                              "--micro_rollout_batch_size", "4", "--actor_learning_rate", "1e-3",
+                              "--actor_num_gpus_per_node", "2", *extra)
     proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     return out, proc.stdout

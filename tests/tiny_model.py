@@ -89,3 +89,19 @@ if __name__ == "__main__":  # pragma: no cover - manual use: python tests/tiny_m
     import sys
 
     print(build_tiny_model(sys.argv[1] if len(sys.argv) > 1 else "tiny_model"))
+
+
+def tiny_train_command(model_dir: str, out_dir, *extra: str) -> list[str]:
+    """The training CLI on a tiny model with everything small; `extra` flags override these
+    (argparse keeps the last value). Outputs go to out_dir/{model,ckpt,logs}."""
+    import sys
+
+    out = Path(out_dir)
+    return [sys.executable, "-m", "openrlhf.cli.train_knowrl", "--pretrain", str(model_dir),
+            "--save_path", str(out / "model"), "--ckpt_path", str(out / "ckpt"), "--log_dir", str(out / "logs"),
+            "--num_iterations", "3", "--rollout_batch_size", "2", "--n_samples_per_prompt", "2",
+            "--introspection_prompts", "2", "--tasks_per_introspection", "2", "--prompt_max_len", "768",
+            "--generate_max_len", "8", "--introspection_max_len", "24", "--train_batch_size", "4",
+            "--micro_train_batch_size", "2",
+            # a random model answers at random: keep every group so the update always runs
+            "--min_group_reward", "0", "--max_group_reward", "1", "--actor_timeout", "600", *extra]

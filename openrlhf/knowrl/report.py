@@ -617,7 +617,7 @@ def build_markdown(run: dict, series: dict, figures: dict[str, str] | None, *, c
                       for g, ids in run["placement"].items()]) + [""]
 
     out += ["## Artifacts", ""]
-    arts = [f"- Metrics: [metrics.jsonl](metrics.jsonl); task records: [iterations/](iterations/)"]
+    arts = ["- Metrics: [metrics.jsonl](metrics.jsonl); task records: [iterations/](iterations/)"]
     if ckpt_path:
         target, exists = link(ckpt_path, log_dir)
         tags = complete_tags(Path(ckpt_path).expanduser())
