@@ -119,7 +119,6 @@ class KnowRLTrainer:
             policy_threads = max(1, cpus // cfg.actor_world_size)
             ref_threads = max(1, cpus // cfg.ref_world_size)
         t0 = time.perf_counter()
-        nodes = (lambda group: self.plan.node_ids(group) if self.plan else None)  # noqa: E731
         self.engine_args = dict(
             model_path=self.model_path, seed=cfg.seed,
             max_model_len=cfg.prompt_max_len + max(cfg.generate_max_len, cfg.introspection_max_len),
@@ -127,13 +126,13 @@ class KnowRLTrainer:
             gpu_memory_utilization=cfg.vllm_gpu_memory_utilization, dtype="bfloat16" if cfg.bf16 else "auto",
             enforce_eager=cfg.enforce_eager, threads=engine_threads, kv_cache_gb=cfg.vllm_cpu_kvcache_gb,
             trust_remote_code=cfg.trust_remote_code, ready_timeout=cfg.actor_timeout)
-        self.engine_nodes = nodes("vllm") or [None] * cfg.vllm_num_engines
+        self.engine_nodes = self.planned_nodes("vllm") or [None] * cfg.vllm_num_engines
         self.engines = create_vllm_engines(cfg.vllm_num_engines, node_ids=self.engine_nodes, **self.engine_args)
         common = dict(zero_stage=cfg.zero_stage, bf16=cfg.bf16, seed=cfg.seed,
                       trust_remote_code=cfg.trust_remote_code)
         self.policy = ModelGroup("policy", cfg.actor_world_size, use_gpu=self.use_gpu,
                                  threads_per_rank=policy_threads, timeout=cfg.actor_timeout,
-                                 node_ids=nodes("policy"))
+                                 node_ids=self.planned_nodes("policy"))
         init_refs = self.policy.call_all_async(
             "init_model", self.model_path, trainable=True, micro_batch_size=cfg.micro_train_batch_size,
             learning_rate=cfg.actor_learning_rate, weight_decay=cfg.l2, max_norm=cfg.max_norm,
@@ -141,7 +140,7 @@ class KnowRLTrainer:
         if cfg.needs_reference:
             self.reference = ModelGroup("reference", cfg.ref_world_size, use_gpu=self.use_gpu,
                                         threads_per_rank=ref_threads, timeout=cfg.actor_timeout,
-                                        node_ids=nodes("reference"))
+                                        node_ids=self.planned_nodes("reference"))
             init_refs += self.reference.call_all_async(
                 "init_model", self.model_path, trainable=False, micro_batch_size=cfg.micro_rollout_batch_size,
                 **common)
@@ -153,6 +152,9 @@ class KnowRLTrainer:
               f"{time.perf_counter() - t0:.1f}s", flush=True)
         self.logger = MetricsLogger(cfg.log_dir, cfg.use_tensorboard, cfg.use_wandb, cfg.wandb_project,
                                     cfg.wandb_run_name, config=cfg.public_dict())
+
+    def planned_nodes(self, group: str) -> list[str | None] | None:
+        return self.plan.node_ids(group) if self.plan else None
 
     def record_placement(self) -> None:
         """Where every actor actually runs (Ray node ids), in log_dir/placement.json."""

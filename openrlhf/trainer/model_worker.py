@@ -83,7 +83,7 @@ class ModelWorker:
         model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype, trust_remote_code=trust_remote_code)
         model.config.use_cache = False
         config = deepspeed_config(zero_stage=zero_stage, bf16=bf16, micro_batch_size=micro_batch_size,
-                                  world_size=self.world_size, max_norm=max_norm, trainable=trainable)
+                                  max_norm=max_norm, trainable=trainable)
         self.trainable = trainable
         if trainable:
             if gradient_checkpointing:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 
-def deepspeed_config(*, zero_stage: int, bf16: bool, micro_batch_size: int, world_size: int,
-                     max_norm: float, trainable: bool, adam_offload: bool = False) -> dict:
+def deepspeed_config(*, zero_stage: int, bf16: bool, micro_batch_size: int,
+                     max_norm: float, trainable: bool) -> dict:
     if zero_stage not in (0, 1, 2, 3):
         raise ValueError(f"--zero_stage must be 0, 1, 2 or 3, got {zero_stage}")
     if not trainable and zero_stage in (1, 2):
@@ -14,8 +14,6 @@ def deepspeed_config(*, zero_stage: int, bf16: bool, micro_batch_size: int, worl
     zero = {"stage": zero_stage}
     if zero_stage == 3:
         zero.update(stage3_param_persistence_threshold="auto", stage3_prefetch_bucket_size="auto")
-    if adam_offload and trainable:
-        zero["offload_optimizer"] = {"device": "cpu", "pin_memory": True}
     config = {
         "train_micro_batch_size_per_gpu": micro_batch_size,
         "gradient_accumulation_steps": 1,

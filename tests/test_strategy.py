@@ -1,0 +1,21 @@
+"""DeepSpeed configuration: stage mapping for a frozen reference, caller-owned step boundaries."""
+
+import pytest
+
+from openrlhf.trainer.strategy import deepspeed_config
+
+
+@pytest.mark.parametrize("stage,frozen_stage", [(0, 0), (1, 0), (2, 0), (3, 3)])
+def test_reference_stage(stage, frozen_stage):
+    policy = deepspeed_config(zero_stage=stage, bf16=True, micro_batch_size=2, max_norm=1.0, trainable=True)
+    reference = deepspeed_config(zero_stage=stage, bf16=True, micro_batch_size=2, max_norm=1.0, trainable=False)
+    assert policy["zero_optimization"]["stage"] == stage
+    assert reference["zero_optimization"]["stage"] == frozen_stage
+    assert policy["gradient_clipping"] == 1.0 and "gradient_clipping" not in reference
+    assert policy["managed_gradient_accumulation"] is False and policy["gradient_accumulation_steps"] == 1
+    assert policy["bf16"] == {"enabled": True}
+
+
+def test_bad_stage():
+    with pytest.raises(ValueError, match="--zero_stage"):
+        deepspeed_config(zero_stage=4, bf16=False, micro_batch_size=1, max_norm=1.0, trainable=True)
