@@ -26,7 +26,7 @@ def run_training(tmp_path, model_dir, *extra):
                               "--actor_num_gpus_per_node", "2", *extra)
     proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    return out, proc.stdout
+    return out, proc.stdout + proc.stderr
 
 
 def check_run(out, stdout, model_dir, n=4, iterations=2):
@@ -74,11 +74,13 @@ def tiny_model(tmp_path_factory):
 def test_two_iterations_zero2_two_ranks(tmp_path, tiny_model):
     out, stdout = run_training(tmp_path, tiny_model, "--zero_stage", "2")
     check_run(out, stdout, tiny_model)
+    assert "Initializing a V1 LLM engine" not in stdout, "vLLM's start-up log should be quiet without --verbose"
 
 
 def test_two_iterations_zero3_grpo_kl_loss(tmp_path, tiny_model):
     out, stdout = run_training(tmp_path, tiny_model, "--zero_stage", "3", "--advantage_estimator", "grpo",
                                "--use_kl_loss", "--init_kl_coef", "0.01", "--kl_estimator", "k3",
-                               "--use_tensorboard", str(tmp_path / "tb"))
+                               "--use_tensorboard", str(tmp_path / "tb"), "--verbose")
     check_run(out, stdout, tiny_model)
     assert list((tmp_path / "tb").glob("events.out.tfevents.*")), "TensorBoard events were not written"
+    assert "Initializing a V1 LLM engine" in stdout, "--verbose should show vLLM's own logs"

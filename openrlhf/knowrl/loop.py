@@ -49,7 +49,7 @@ from openrlhf.trainer.placement import PlacementPlan
 from openrlhf.trainer.weight_sync import broadcast_policy_to_engines, connect_policy_to_engines
 from openrlhf.trainer.experience import Experience, build_experience, optimizer_steps, rank_micro_batches
 from openrlhf.utils.ray_utils import get_with_timeout
-from openrlhf.utils.tracking import MetricsLogger, PhaseTimer
+from openrlhf.utils.tracking import MetricsLogger, PhaseTimer, RunProgress
 
 
 @dataclass
@@ -171,12 +171,14 @@ class KnowRLTrainer:
     def fit(self) -> list[dict]:
         history = []
         done = self.resume() if self.cfg.load_checkpoint else 0
+        self.progress = RunProgress(self.cfg.num_iterations, done)
         for iteration in range(done + 1, self.cfg.num_iterations + 1):
             metrics = self.run_iteration(iteration)
             history.append(metrics)
             last = iteration == self.cfg.num_iterations
             if last or (self.cfg.save_steps > 0 and iteration % self.cfg.save_steps == 0):
                 self.save_checkpoint(iteration)
+        self.progress.close()
         self.save_hf()
         self.logger.close()
         report = write_report(self.cfg.log_dir, ckpt_path=self.cfg.ckpt_path, save_path=self.cfg.save_path)
@@ -186,7 +188,7 @@ class KnowRLTrainer:
     def run_iteration(self, iteration: int) -> dict:
         cfg = self.cfg
         rng = random.Random(cfg.seed * 100_003 + iteration)
-        timer = PhaseTimer()
+        timer = PhaseTimer(on_phase=self.progress.phase)
         start = time.perf_counter()
 
         with timer("introspection"):
@@ -219,11 +221,12 @@ class KnowRLTrainer:
         metrics.update({f"timing/{k}": v for k, v in timer.seconds.items()})
         metrics["timing/iteration"] = time.perf_counter() - start
         self.logger.log(iteration, metrics)
-        print(f"[knowrl] iter {iteration}/{cfg.num_iterations}  agreement {metrics['rollout/agreement']:.3f}  "
-              f"reward {metrics['rollout/reward']:.3f}  unparseable {metrics['rollout/unparseable_rate']:.2f}  "
-              f"kept {len(kept)}/{len(groups)} groups  pool {len(self.pool)}  "
-              f"kl {metrics.get('train/kl', 0.0):.2e}  loss {metrics.get('train/policy_loss', 0.0):+.4f}  "
-              f"({metrics['timing/iteration']:.1f}s)", flush=True)
+        line = (f"[knowrl] iter {iteration}/{cfg.num_iterations}  agreement {metrics['rollout/agreement']:.3f}  "
+                f"reward {metrics['rollout/reward']:.3f}  unparseable {metrics['rollout/unparseable_rate']:.2f}  "
+                f"kept {len(kept)}/{len(groups)} groups  pool {len(self.pool)}  "
+                f"kl {metrics.get('train/kl', 0.0):.2e}  loss {metrics.get('train/policy_loss', 0.0):+.4f}  "
+                f"({metrics['timing/iteration']:.1f}s)")
+        self.progress.finish_iteration(line, metrics, len(kept), len(groups))
         return metrics
 
     # ------------------------------------------------------------------ 1. introspection

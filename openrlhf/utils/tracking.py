@@ -12,11 +12,14 @@ from contextlib import contextmanager
 class PhaseTimer:
     """Wall time per named phase of one iteration (`timing/<phase>` in the metrics)."""
 
-    def __init__(self):
+    def __init__(self, on_phase=None):
         self.seconds: dict[str, float] = {}
+        self.on_phase = on_phase
 
     @contextmanager
     def __call__(self, phase: str):
+        if self.on_phase is not None:
+            self.on_phase(phase)
         start = time.perf_counter()
         try:
             yield
@@ -72,3 +75,33 @@ class MetricsLogger:
             self.tb.close()
         if self.wandb is not None:
             self.wandb.finish()
+
+
+class RunProgress:
+    """One progress bar per run (iterations, ETA, current phase, last iteration's numbers) on a
+    terminal; without one, it stays silent and the per-iteration lines are the progress."""
+
+    def __init__(self, total: int, done: int = 0):
+        import sys
+
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, initial=done, desc="knowrl", unit="iter", dynamic_ncols=True,
+                        disable=not sys.stderr.isatty())
+        self.last = ""
+
+    def phase(self, name: str) -> None:
+        self.bar.set_postfix_str(f"{name} | {self.last}" if self.last else name)
+
+    def finish_iteration(self, line: str, metrics: dict, kept: int, classified: int) -> None:
+        self.last = (f"agree {metrics['rollout/agreement']:.2f} reward {metrics['rollout/reward']:.2f} "
+                     f"kl {metrics.get('train/kl', 0.0):.1e} kept {kept}/{classified}")
+        if self.bar.disable:
+            print(line, flush=True)
+        else:
+            self.bar.write(line)
+        self.bar.update(1)
+        self.bar.set_postfix_str(self.last)
+
+    def close(self) -> None:
+        self.bar.close()
