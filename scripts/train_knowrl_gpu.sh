@@ -21,7 +21,7 @@ python -m openrlhf.cli.train_knowrl \
   --actor_num_nodes "$ACTOR_NODES" --actor_num_gpus_per_node "$ACTOR_GPUS" \
   --ref_num_nodes 1 --ref_num_gpus_per_node "$REF_GPUS" \
   --vllm_num_engines "$ENGINES" --vllm_tensor_parallel_size 1 --vllm_gpu_memory_utilization 0.6 \
-  --zero_stage 3 --bf16 --gradient_checkpointing \
+  --zero_stage 3 --bf16 --gradient_checkpointing --flash_attn \
   --advantage_estimator reinforce --kl_estimator k1 --init_kl_coef 1e-4 \
   --micro_train_batch_size 2 --train_batch_size 16 \
   --micro_rollout_batch_size 4 --rollout_batch_size 16 \

@@ -19,3 +19,13 @@ def test_reference_stage(stage, frozen_stage):
 def test_bad_stage():
     with pytest.raises(ValueError, match="--zero_stage"):
         deepspeed_config(zero_stage=4, bf16=False, micro_batch_size=1, max_norm=1.0, trainable=True)
+
+
+def test_attention_backend_falls_back_to_sdpa_without_cuda():
+    import torch
+
+    from openrlhf.trainer.model_worker import attention_backend
+
+    assert attention_backend(False) == "sdpa"
+    if not torch.cuda.is_available():  # this machine: no CUDA, so flash-attention is never chosen
+        assert attention_backend(True) == "sdpa"

@@ -30,6 +30,8 @@ class KnowRLConfig:
     bf16: bool = opt(False, "train and roll out in bfloat16 (fp32 otherwise; fp32 is the CPU default)", "model")
     zero_stage: int = opt(2, "DeepSpeed ZeRO stage for the policy and reference (0-3)", "model", choices=[0, 1, 2, 3])
     gradient_checkpointing: bool = opt(False, "recompute activations in backward to save memory", "model")
+    flash_attn: bool = opt(False, "flash-attention 2 in the policy and reference (GPU with flash-attn installed; "
+                           "SDPA otherwise)", "model")
     trust_remote_code: bool = opt(False, "allow model code from the model folder (off unless you trust it)", "model")
 
     # --- rollout ---

@@ -129,7 +129,7 @@ class KnowRLTrainer:
         self.engine_nodes = self.planned_nodes("vllm") or [None] * cfg.vllm_num_engines
         self.engines = create_vllm_engines(cfg.vllm_num_engines, node_ids=self.engine_nodes, **self.engine_args)
         common = dict(zero_stage=cfg.zero_stage, bf16=cfg.bf16, seed=cfg.seed,
-                      trust_remote_code=cfg.trust_remote_code)
+                      trust_remote_code=cfg.trust_remote_code, flash_attn=cfg.flash_attn)
         self.policy = ModelGroup("policy", cfg.actor_world_size, use_gpu=self.use_gpu,
                                  threads_per_rank=policy_threads, timeout=cfg.actor_timeout,
                                  node_ids=self.planned_nodes("policy"))

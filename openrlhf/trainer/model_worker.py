@@ -20,6 +20,16 @@ from openrlhf.trainer.strategy import deepspeed_config
 from openrlhf.trainer.weight_sync import ParamMeta, WeightSyncGroup, plan_buckets
 
 
+def attention_backend(flash_attn: bool) -> str:
+    """flash-attention 2 when asked for and usable (CUDA and the flash_attn package), else SDPA."""
+    if flash_attn and torch.cuda.is_available():
+        import importlib.util
+
+        if importlib.util.find_spec("flash_attn") is not None:
+            return "flash_attention_2"
+    return "sdpa"
+
+
 def response_logprobs(model, sequences: torch.Tensor, attention_mask: torch.Tensor, response_width: int,
                       temperature: float = 1.0) -> torch.Tensor:
     """log π(response token | prefix) for every response column: [B, T]."""
@@ -68,7 +78,7 @@ class ModelWorker:
                    micro_batch_size: int, learning_rate: float = 0.0, weight_decay: float = 0.0,
                    adam_betas: tuple[float, float] = (0.9, 0.95), max_norm: float = 1.0,
                    gradient_checkpointing: bool = False, lr_warmup_steps: int = 0,
-                   trust_remote_code: bool = False) -> int:
+                   trust_remote_code: bool = False, flash_attn: bool = False) -> int:
         import deepspeed
         from transformers import AutoModelForCausalLM
 
@@ -80,7 +90,8 @@ class ModelWorker:
         random.seed(seed)
         np.random.seed(seed)
         dtype = torch.bfloat16 if bf16 else torch.float32
-        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype, trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype, trust_remote_code=trust_remote_code,
+                                                     attn_implementation=attention_backend(flash_attn))
         model.config.use_cache = False
         config = deepspeed_config(zero_stage=zero_stage, bf16=bf16, micro_batch_size=micro_batch_size,
                                   max_norm=max_norm, trainable=trainable)
