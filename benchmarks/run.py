@@ -1,0 +1,211 @@
+"""`python -m benchmarks.run [--quick]`: how much of the machine KnowRL turns into work.
+
+Measures, on one model and one set of requests, and writes `results.json` plus a table:
+1. rollout efficiency: tokens/s of a KnowRL engine actor (Ray + vLLM) on a classification rollout
+   versus `vllm.LLM.generate` called in this process on the same requests;
+2. training efficiency: tokens/s of the DeepSpeed policy worker (one rank) versus a plain torch
+   forward/backward/AdamW loop on the same micro-batches and the same loss;
+3. iteration breakdown: one short KnowRL run through the real CLI; wall time per phase and the
+   overhead (iteration time not inside any phase).
+`--quick` uses a tiny random model (under 3 minutes); the default is the embedded SmolLM2-135M.
+Not yet: the TRL peer comparison and the scaling sweeps of the issue.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def classification_requests(tokenizer, count: int) -> list[list[int]]:
+    from openrlhf.knowrl.prompts import (
+        DEFAULT_ANSWER_PREFIX,
+        DEFAULT_PROMPTS_DIR,
+        build_classification_prompt,
+        chat_prompt,
+        load_seed_tasks,
+        load_templates,
+    )
+
+    templates = load_templates(DEFAULT_PROMPTS_DIR)
+    tasks = [s.task for s in load_seed_tasks(DEFAULT_PROMPTS_DIR)][:count]
+    texts = [chat_prompt(tokenizer, build_classification_prompt(templates, t), DEFAULT_ANSWER_PREFIX) for t in tasks]
+    return [tokenizer(t, add_special_tokens=False).input_ids for t in texts]
+
+
+def generated_tokens(results) -> int:
+    return sum(len(s["token_ids"]) for per_prompt in results for s in per_prompt)
+
+
+def bench_rollout(model_path: str, requests: list[list[int]], n: int, max_tokens: int) -> dict:
+    import ray
+
+    from openrlhf.rollout.vllm_engine import LLMEngineActor, create_vllm_engines
+
+    # ignore_eos makes both sides generate exactly max_tokens per sample: equal work to compare.
+    sampling = {"temperature": 1.0, "max_tokens": max_tokens, "ignore_eos": True}
+    threads = os.cpu_count()
+    direct = LLMEngineActor(model_path, seed=0, max_model_len=1024, use_gpu=False, threads=threads)
+    direct.generate(requests[:2], sampling, n)
+    start = time.perf_counter()
+    tokens = generated_tokens(direct.generate(requests, sampling, n))
+    direct_s = time.perf_counter() - start
+    del direct
+
+    ray.init(num_cpus=threads, include_dashboard=False, log_to_driver=False)
+    try:
+        (engine,) = create_vllm_engines(1, model_path, seed=0, max_model_len=1024, use_gpu=False, threads=threads)
+        ray.get(engine.generate.remote(requests[:2], sampling, n))
+        start = time.perf_counter()
+        actor_tokens = generated_tokens(ray.get(engine.generate.remote(requests, sampling, n)))
+        actor_s = time.perf_counter() - start
+    finally:
+        ray.shutdown()
+    return {"requests": len(requests), "n": n, "max_tokens": max_tokens,
+            "direct_tokens_per_s": tokens / direct_s, "actor_tokens_per_s": actor_tokens / actor_s,
+            "ratio": (actor_tokens / actor_s) / (tokens / direct_s), "goal": ">= 0.9"}
+
+
+def micro_batches(tokenizer, requests, response_len: int, micro: int, count: int):
+    from openrlhf.trainer.experience import build_experience
+
+    responses = [[tokenizer.eos_token_id] * response_len for _ in requests]
+    exp = build_experience(requests, responses, [float(i % 2) for i in range(len(requests))], tokenizer.pad_token_id)
+    exp.old_logp = -torch_module().ones_like(exp.action_mask)
+    exp.advantages = torch_module().randn(exp.action_mask.shape, generator=torch_module().Generator().manual_seed(0))
+    batches = [exp.select(list(range(i, i + micro))) for i in range(0, min(len(exp), count * micro), micro)]
+    tokens = sum(int(b["attention_mask"].sum()) for b in batches)
+    return batches, tokens
+
+
+def torch_module():
+    import torch
+
+    return torch
+
+
+def bench_training(model_path: str, batches: list[dict], tokens: int, repeats: int) -> dict:
+    import ray
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from openrlhf.algorithms import policy_loss
+    from openrlhf.trainer.actor_group import ModelGroup
+    from openrlhf.trainer.model_worker import response_logprobs
+
+    threads = os.cpu_count()
+    torch.set_num_threads(threads)
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32, attn_implementation="sdpa")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-6)
+    normalizer = float(sum(b["action_mask"].sum() for b in batches))
+
+    def torch_step():
+        for b in batches:
+            logp = response_logprobs(model, b["sequences"], b["attention_mask"], b["action_mask"].shape[1])
+            loss, _ = policy_loss(logp, b["old_logp"], b["advantages"], b["action_mask"], normalizer=normalizer)
+            loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    torch_step()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        torch_step()
+    torch_s = (time.perf_counter() - start) / repeats
+    del model, optimizer
+
+    ray.init(num_cpus=threads, include_dashboard=False, log_to_driver=False)
+    try:
+        group = ModelGroup("policy", 1, use_gpu=False, threads_per_rank=threads, timeout=900)
+        group.call_all("init_model", model_path, trainable=True, zero_stage=2, bf16=False, seed=0,
+                       micro_batch_size=len(batches[0]["sequences"]), learning_rate=1e-6)
+        step = [{"micro_batches": batches, "normalizer": normalizer}]
+        kwargs = dict(clip_eps=0.2, temperature=1.0, use_kl_loss=False, kl_coef=0.0, kl_estimator="k1")
+        group.call_all("train_steps", step, **kwargs)
+        start = time.perf_counter()
+        group.call_all("train_steps", step * repeats, **kwargs)
+        ds_s = (time.perf_counter() - start) / repeats
+    finally:
+        ray.shutdown()
+    return {"micro_batches": len(batches), "tokens_per_step": tokens, "torch_tokens_per_s": tokens / torch_s,
+            "deepspeed_tokens_per_s": tokens / ds_s, "ratio": torch_s / ds_s, "goal": ">= 0.9"}
+
+
+def bench_iteration(model_path: str, quick: bool) -> dict:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from tiny_model import tiny_train_command
+
+    with tempfile.TemporaryDirectory() as tmp:
+        size = [] if quick else ["--rollout_batch_size", "8", "--n_samples_per_prompt", "6",
+                                 "--generate_max_len", "24", "--introspection_max_len", "160",
+                                 "--train_batch_size", "24", "--micro_train_batch_size", "6",
+                                 "--micro_rollout_batch_size", "12", "--temperature", "0.8",
+                                 "--min_group_reward", "0.2", "--max_group_reward", "0.9"]
+        argv = tiny_train_command(model_path, tmp, "--num_iterations", "2", *size)
+        subprocess.run(argv, cwd=ROOT, check=True, capture_output=True, text=True)
+        rows = [json.loads(line) for line in (Path(tmp) / "logs" / "metrics.jsonl").read_text().splitlines()]
+    last = rows[-1]
+    phases = {k.split("/", 1)[1]: v for k, v in last.items() if k.startswith("timing/") and k != "timing/iteration"}
+    overhead = last["timing/iteration"] - sum(phases.values())
+    return {"iteration": last["iteration"], "seconds": last["timing/iteration"], "phases": phases,
+            "overhead_s": overhead, "overhead_share": overhead / last["timing/iteration"], "goal": "<= 0.10"}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny random model, a few minutes")
+    parser.add_argument("--output", default="benchmarks/results.json", help="where to write the JSON results")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    from openrlhf.rollout.vllm_engine import vllm_env
+
+    for key, value in vllm_env(False, 1).items():
+        os.environ.setdefault(key, value)
+    from transformers import AutoTokenizer
+
+    if args.quick:
+        sys.path.insert(0, str(ROOT / "tests"))
+        from tiny_model import build_tiny_model
+
+        model_path = build_tiny_model(Path(tempfile.gettempdir()) / "knowrl-bench-tiny")
+        shape = dict(requests=16, n=4, max_tokens=32, response_len=16, micro=4, count=4, repeats=2)
+    else:
+        from openrlhf.utils.embedded_model import ensure_embedded_model
+
+        model_path = str(ensure_embedded_model())
+        shape = dict(requests=16, n=4, max_tokens=64, response_len=24, micro=4, count=4, repeats=2)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    requests = classification_requests(tokenizer, shape["requests"])
+    results = {"machine": {"host": socket.gethostname(), "cpus": os.cpu_count(), "platform": platform.platform()},
+               "date": time.strftime("%Y-%m-%d %H:%M:%S"), "model": model_path, "quick": args.quick}
+    results["rollout"] = bench_rollout(model_path, requests, shape["n"], shape["max_tokens"])
+    batches, tokens = micro_batches(tokenizer, requests, shape["response_len"], shape["micro"], shape["count"])
+    results["training"] = bench_training(model_path, batches, tokens, shape["repeats"])
+    results["iteration"] = bench_iteration(model_path, args.quick)
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(results, indent=1))
+    r, t, i = results["rollout"], results["training"], results["iteration"]
+    print(f"rollout   actor {r['actor_tokens_per_s']:.0f} tok/s vs direct vLLM {r['direct_tokens_per_s']:.0f} tok/s: "
+          f"ratio {r['ratio']:.2f} (goal {r['goal']})")
+    print(f"training  DeepSpeed {t['deepspeed_tokens_per_s']:.0f} tok/s vs plain torch {t['torch_tokens_per_s']:.0f} "
+          f"tok/s: ratio {t['ratio']:.2f} (goal {t['goal']})")
+    print(f"iteration {i['seconds']:.1f}s, overhead {i['overhead_s']:.2f}s = {100 * i['overhead_share']:.1f}% "
+          f"(goal {i['goal']}); phases " + ", ".join(f"{k} {v:.1f}s" for k, v in i["phases"].items()))
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
