@@ -273,7 +273,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"knowrl-train: error: {exc}", file=sys.stderr)
         return 2
     quiet_libraries(cfg.verbose)
-    os.environ.setdefault("HF_HUB_OFFLINE", "0")
     try:
         seeds, templates, reward_fn, use_gpu = validate(cfg)
         from openrlhf.utils.embedded_model import resolve_pretrain
