@@ -35,34 +35,39 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path):
 
     model = build_tiny_model(tmp_path / "tiny")
     out = tmp_path / "run"
-    first_ckpt = out / "ckpt" / "iter_0001" / "knowrl_state.json"
-    proc = subprocess.Popen(train_argv(model, out, 4), cwd=ROOT, stdout=subprocess.DEVNULL,
+    iterations = 12   # tiny iterations take well under a second: leave the kill plenty of run to land in
+    proc = subprocess.Popen(train_argv(model, out, iterations), cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.time() + 600
-        while not first_ckpt.exists():
+        while not complete_checkpoints(str(out / "ckpt")):
             assert proc.poll() is None, "the first run ended before its first checkpoint"
             assert time.time() < deadline, "no checkpoint within 10 minutes"
-            time.sleep(0.5)
+            time.sleep(0.02)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         proc.wait()
     assert not (out / "model" / "config.json").exists(), "the killed run should not have finished"
 
-    resumed = subprocess.run(train_argv(model, out, 4, "--load_checkpoint"), cwd=ROOT, capture_output=True,
+    resumed = subprocess.run(train_argv(model, out, iterations, "--load_checkpoint"), cwd=ROOT, capture_output=True,
                              text=True, timeout=900)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-5000:]
     assert "resumed from" in resumed.stdout
     done_before = int(resumed.stdout.split("after iteration ")[1].split()[0])
-    assert 1 <= done_before < 4
-    assert f"iter {done_before + 1}/4" in resumed.stdout and f"iter {done_before}/4" not in resumed.stdout
+    assert 1 <= done_before < iterations
+    assert f"iter {done_before + 1}/{iterations}" in resumed.stdout
+    assert f"iter {done_before}/{iterations}" not in resumed.stdout
 
     metrics = [json.loads(line)["iteration"] for line in (out / "logs" / "metrics.jsonl").read_text().splitlines()]
-    assert metrics == [1, 2, 3, 4], "every iteration's metrics exactly once"
-    for i in range(1, 5):
+    assert metrics == list(range(1, iterations + 1)), "every iteration's metrics exactly once"
+    for i in range(1, iterations + 1):
         records = (out / "logs" / "iterations" / f"iter_{i:04d}.jsonl").read_text().splitlines()
         assert len(records) == 2 and all(json.loads(r)["iteration"] == i for r in records)
-    assert complete_checkpoints(str(out / "ckpt")) == ["iter_0003", "iter_0004"], "rotation keeps the newest 2"
-    state = json.loads((out / "ckpt" / "iter_0004" / "knowrl_state.json").read_text())
-    assert state["iteration"] == 4
+    last_two = [f"iter_{iterations - 1:04d}", f"iter_{iterations:04d}"]
+    assert complete_checkpoints(str(out / "ckpt")) == last_two, "rotation keeps the newest 2"
+    state = json.loads((out / "ckpt" / last_two[-1] / "knowrl_state.json").read_text())
+    assert state["iteration"] == iterations
     assert (out / "model" / "config.json").is_file()
