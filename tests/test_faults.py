@@ -7,7 +7,10 @@ import os
 import subprocess
 import time
 
+from openrlhf.knowrl.loop import complete_checkpoints
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ITERATIONS = 12
 
 
 def run_and_kill_engine(tmp_path, *extra):
@@ -15,7 +18,8 @@ def run_and_kill_engine(tmp_path, *extra):
 
     model = build_tiny_model(tmp_path / "tiny")
     out = tmp_path / "run"
-    argv = tiny_train_command(model, out, "--actor_timeout", "300", *extra)
+    # tiny iterations take well under a second: enough of them that the kill lands mid-run
+    argv = tiny_train_command(model, out, "--num_iterations", str(ITERATIONS), "--actor_timeout", "300", *extra)
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     metrics = out / "logs" / "metrics.jsonl"
@@ -23,7 +27,7 @@ def run_and_kill_engine(tmp_path, *extra):
     while not (metrics.exists() and metrics.read_text().strip()):
         assert proc.poll() is None, proc.communicate()[1][-3000:]
         assert time.time() < deadline
-        time.sleep(0.2)
+        time.sleep(0.02)
     # The engine process is named by Ray after its actor class.
     subprocess.run(["pkill", "-9", "-f", "ray::LLMEngineActor"], check=True)
     stdout, stderr = proc.communicate(timeout=900)
@@ -35,7 +39,7 @@ def test_killed_engine_is_restarted_and_the_run_completes(tmp_path):
     assert code == 0, stdout[-3000:] + stderr[-3000:]
     assert "vLLM engine 0 died" in stdout and "restarting it (1/2)" in stdout
     iterations = [json.loads(line)["iteration"] for line in (out / "logs" / "metrics.jsonl").read_text().splitlines()]
-    assert iterations == [1, 2, 3]
+    assert iterations == list(range(1, ITERATIONS + 1))
     assert (out / "model" / "config.json").is_file()
 
 
@@ -44,4 +48,8 @@ def test_no_restarts_left_stops_with_a_checkpoint_and_one_line(tmp_path):
     assert code == 1
     last = stderr.strip().splitlines()[-1]
     assert last.startswith("knowrl-train: error: vLLM engine 0 died") and "--load_checkpoint" in last, stderr[-2000:]
-    assert (out / "ckpt" / "iter_0001" / "knowrl_state.json").is_file()
+    # the checkpoint holds the last iteration that completed before the engine was found dead
+    completed = len((out / "logs" / "metrics.jsonl").read_text().splitlines())
+    tags = complete_checkpoints(str(out / "ckpt"))
+    assert tags and tags[-1] == f"iter_{completed:04d}", (tags, completed)
+    assert json.loads((out / "ckpt" / tags[-1] / "knowrl_state.json").read_text())["iteration"] == completed
