@@ -93,9 +93,6 @@ class ClusterResources:
     def total_gpus(self) -> int:
         return sum(n.gpus for n in self.nodes)
 
-    @property
-    def gpus_per_node(self) -> tuple[int, ...]:
-        return tuple(n.gpus for n in self.nodes)
 
 
 @dataclass(frozen=True)
