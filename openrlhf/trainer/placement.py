@@ -94,7 +94,6 @@ class ClusterResources:
         return sum(n.gpus for n in self.nodes)
 
 
-
 @dataclass(frozen=True)
 class GroupPlan:
     """One group of actors. Bundles are listed rank by rank; an engine's TP bundles are adjacent."""
