@@ -161,11 +161,11 @@ class ModelWorker:
                 if use_kl_loss:
                     kl_term = kl_loss(logp, batch["ref_logp"], mask, kl_estimator, normalizer=step["normalizer"])
                     loss = loss + kl_coef * kl_term
-                    totals["kl_loss"] += float(kl_term)
+                    totals["kl_loss"] += kl_term.item()
                 self.engine.backward(loss, scale_wrt_gas=False)
                 if mb is not None:
                     real += 1
-                    totals["policy_loss"] += float(loss)
+                    totals["policy_loss"] += loss.item()
                     totals["clip_frac"] += stats["clip_frac"]
                     totals["approx_kl"] += stats["approx_kl"]
             self.engine.step()
