@@ -6,10 +6,11 @@ this checks the GPU-only code paths of the DeepSpeed policy worker directly (the
 
 1. kernels: response log-probs in bf16 against fp32, and the PPO-clip and KL losses on the GPU
    against the same call on the CPU;
-2. policy update: `ModelWorker.train_steps` in bf16 under DeepSpeed ZeRO-2 and ZeRO-3 (gradient
-   checkpointing, flash attention when installed, else SDPA) on a randomly initialised model built
-   from a config (about 0.5B parameters by default), with a plain torch loop on the same
-   micro-batches beside it: step time, tokens/s, peak memory, and whether every parameter moved;
+2. policy update: `ModelWorker.train_steps` in bf16 under each requested variant (ZeRO-2, ZeRO-3,
+   with `--packing_samples` and/or `--adam_offload`; gradient checkpointing, flash attention when
+   installed, else SDPA) on a randomly initialised model built from a config (about 0.5B
+   parameters by default), each in a fresh process, with a plain torch loop on the same
+   micro-batches beside them: step time, tokens/s, peak memory, and whether every parameter moved;
 3. reference scoring: `compute_logprobs` tokens/s;
 4. weight export: the bucketed ZeRO-3 gather plus the NCCL broadcast through `WeightSyncGroup`
    (a one-member group: one GPU cannot hold a second NCCL rank, so this times the sender's side),
@@ -115,6 +116,15 @@ def param_fingerprint(worker: ModelWorker) -> dict[str, torch.Tensor]:
         return {n: p.detach().float().cpu().clone() for n, p in worker.engine.module.named_parameters()}
 
 
+def in_fresh_process(fn, *args):
+    """Run one measurement in a new process: DeepSpeed keeps references (hooks, process group) after
+    `engine.destroy()`, which would inflate the next variant's peak memory."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(fn, args)
+
+
 def timed(fn, repeats: int) -> tuple[float, object]:
     torch.cuda.synchronize()
     start = time.perf_counter()
@@ -125,8 +135,11 @@ def timed(fn, repeats: int) -> tuple[float, object]:
     return (time.perf_counter() - start) / repeats, result
 
 
-def policy_update(model_path: str, zero_stage: int, args, batches: list[dict], tokens_per_step: int,
+def policy_update(model_path: str, variant: str, args, batches: list[dict], tokens_per_step: int,
                   tokenizer_path: str | None) -> dict:
+    """One worker variant: "zero2", "zero3", optionally with "+packing" and/or "+offload"."""
+    stage_name, *options = variant.split("+")
+    zero_stage = int(stage_name.removeprefix("zero"))
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), RANK="0", WORLD_SIZE="1",
                       LOCAL_RANK="0")
     torch.cuda.empty_cache()
@@ -135,7 +148,7 @@ def policy_update(model_path: str, zero_stage: int, args, batches: list[dict], t
     start = time.perf_counter()
     worker.init_model(model_path, trainable=True, zero_stage=zero_stage, bf16=True, seed=0,
                       micro_batch_size=args.micro_batch, learning_rate=args.lr, gradient_checkpointing=True,
-                      flash_attn=True)
+                      flash_attn=True, packing_samples="packing" in options, adam_offload="offload" in options)
     init_s = time.perf_counter() - start
     before = param_fingerprint(worker)
 
@@ -155,7 +168,7 @@ def policy_update(model_path: str, zero_stage: int, args, batches: list[dict], t
     unchanged = [n for n in before if torch.equal(before[n], after[n])]
 
     sync = {}
-    if zero_stage == 3:
+    if zero_stage == 3 and not options:
         worker.init_weight_sync("127.0.0.1", free_port(), 1, 120.0)
         bucket = 256 * 2**20
         worker.broadcast_weights(bucket)
@@ -175,6 +188,7 @@ def policy_update(model_path: str, zero_stage: int, args, batches: list[dict], t
             sync["save_hf_params_reloaded"] = len(diffs)
 
     result = {
+        "variant": variant,
         "zero_stage": zero_stage,
         "attention": attention_backend(True),
         "init_s": init_s,
@@ -188,9 +202,6 @@ def policy_update(model_path: str, zero_stage: int, args, batches: list[dict], t
         "last_step": stats[0],
         **sync,
     }
-    # the process group stays up for the next stage: DeepSpeed initialises it once per process
-    worker.engine.destroy()
-    torch.cuda.empty_cache()
     return result
 
 
@@ -227,8 +238,8 @@ def torch_update(model_path: str, args, batches: list[dict], tokens_per_step: in
     return {"step_s": step_s, "train_tokens_per_s": tokens_per_step / step_s, "peak_memory_gib": peak}
 
 
-def planned_policy_gib(shape: dict, args, zero_stage: int) -> float:
-    cfg = SimpleNamespace(bf16=True, zero_stage=zero_stage, gradient_checkpointing=True,
+def planned_policy_gib(shape: dict, args, zero_stage: int, adam_offload: bool) -> float:
+    cfg = SimpleNamespace(bf16=True, zero_stage=zero_stage, gradient_checkpointing=True, adam_offload=adam_offload,
                           micro_train_batch_size=args.micro_batch, prompt_max_len=args.prompt_len,
                           generate_max_len=args.response_len, vllm_gpu_memory_utilization=0.5,
                           actor_num_nodes=1, actor_num_gpus_per_node=1, ref_num_nodes=1, ref_num_gpus_per_node=1,
@@ -252,7 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=1e-5,
                         help="learning rate; bf16 copies of weights near 1.0 (norm scales) move only once the "
                              "fp32 master copy has moved by half a bf16 step (2^-9), so small rates leave them equal")
-    parser.add_argument("--zero_stages", default="2,3", help="comma-separated ZeRO stages to run")
+    parser.add_argument("--variants", default="zero2,zero3,zero2+packing,zero2+offload",
+                        help="comma-separated worker variants: zero0-3, each optionally +packing (padding-free "
+                             "micro-batches) and/or +offload (--adam_offload)")
     parser.add_argument("--tokenizer", default=os.environ.get("KNOWRL_SMOKE_TOKENIZER"),
                         help="a tokenizer folder for the save_hf check (skipped when absent)")
     args = parser.parse_args(argv)
@@ -284,11 +297,12 @@ def main(argv: list[str] | None = None) -> int:
     tokens_per_step = int(sum(mb["attention_mask"].sum() for mb in batches))
     result["tokens_per_step"] = tokens_per_step
     result["deepspeed"] = []
-    for stage in (int(s) for s in args.zero_stages.split(",") if s.strip()):
-        run = policy_update(model_dir, stage, args, [dict(mb) for mb in batches], tokens_per_step, args.tokenizer)
-        run["planned_policy_gib"] = planned_policy_gib(shape, args, stage)
+    for variant in (v.strip() for v in args.variants.split(",") if v.strip()):
+        run = in_fresh_process(policy_update, model_dir, variant, args, [dict(mb) for mb in batches],
+                               tokens_per_step, args.tokenizer)
+        run["planned_policy_gib"] = planned_policy_gib(shape, args, run["zero_stage"], "offload" in variant)
         result["deepspeed"].append(run)
-        print(f"ZeRO-{stage}:", json.dumps({k: v for k, v in run.items() if k != "params_unchanged"}), flush=True)
+        print(f"{variant}:", json.dumps({k: v for k, v in run.items() if k != "params_unchanged"}), flush=True)
     # the torch loop scores the initial weights itself, as the worker did before its first step
     scored = [dict(mb) for mb in batches]
     with torch.no_grad():
@@ -299,8 +313,8 @@ def main(argv: list[str] | None = None) -> int:
             logp = response_logprobs(ref, mb["sequences"].cuda(), mb["attention_mask"].cuda(),
                                      mb["action_mask"].shape[1]).cpu()
             mb["old_logp"], mb["ref_logp"] = logp, logp
-        del ref
-    result["torch"] = torch_update(model_dir, args, scored, tokens_per_step)
+    del ref
+    result["torch"] = in_fresh_process(torch_update, model_dir, args, scored, tokens_per_step)
     print("torch:", json.dumps(result["torch"]), flush=True)
     for run in result["deepspeed"]:
         run["ratio_to_torch"] = run["train_tokens_per_s"] / result["torch"]["train_tokens_per_s"]

@@ -96,6 +96,13 @@ def test_gradient_checkpointing_reduces_activations():
     assert with_ckpt < without / 10
 
 
+def test_adam_offload_takes_optimizer_states_off_the_gpu():
+    resident = estimate(script_cfg()).role("policy")
+    offloaded = estimate(script_cfg(adam_offload=True)).role("policy")
+    assert resident.item("optimizer") > 0 and offloaded.item("optimizer") == 0
+    assert offloaded.total_gib == pytest.approx(resident.total_gib - resident.item("optimizer"))
+
+
 def test_fp32_doubles_weights_and_drops_master_copy():
     bf16 = estimate(script_cfg()).role("policy")
     fp32 = estimate(script_cfg(bf16=False)).role("policy")

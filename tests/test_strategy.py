@@ -16,6 +16,19 @@ def test_reference_stage(stage, frozen_stage):
     assert policy["bf16"] == {"enabled": True}
 
 
+def test_adam_offload_moves_policy_optimizer_to_cpu():
+    policy = deepspeed_config(zero_stage=3, bf16=True, micro_batch_size=2, max_norm=1.0, trainable=True,
+                              adam_offload=True)
+    reference = deepspeed_config(zero_stage=3, bf16=True, micro_batch_size=2, max_norm=1.0, trainable=False,
+                                 adam_offload=True)
+    assert policy["zero_optimization"]["offload_optimizer"]["device"] == "cpu"
+    assert policy["zero_force_ds_cpu_optimizer"] is True
+    assert "offload_optimizer" not in reference["zero_optimization"]
+    with pytest.raises(ValueError, match="ZeRO stage 1, 2 or 3"):
+        deepspeed_config(zero_stage=0, bf16=True, micro_batch_size=2, max_norm=1.0, trainable=True,
+                         adam_offload=True)
+
+
 def test_bad_stage():
     with pytest.raises(ValueError, match="--zero_stage"):
         deepspeed_config(zero_stage=4, bf16=False, micro_batch_size=1, max_norm=1.0, trainable=True)

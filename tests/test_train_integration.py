@@ -77,8 +77,9 @@ def test_two_iterations_zero2_two_ranks(tmp_path, tiny_model):
     assert "Initializing a V1 LLM engine" not in stdout, "vLLM's start-up log should be quiet without --verbose"
 
 
-def test_two_iterations_zero3_grpo_kl_loss(tmp_path, tiny_model):
-    out, stdout = run_training(tmp_path, tiny_model, "--zero_stage", "3", "--advantage_estimator", "grpo",
+def test_two_iterations_zero3_grpo_kl_loss_packed(tmp_path, tiny_model):
+    out, stdout = run_training(tmp_path, tiny_model, "--zero_stage", "3", "--packing_samples",
+                               "--advantage_estimator", "grpo",
                                "--use_kl_loss", "--init_kl_coef", "0.01", "--kl_estimator", "k3",
                                "--use_tensorboard", str(tmp_path / "tb"), "--verbose")
     check_run(out, stdout, tiny_model)

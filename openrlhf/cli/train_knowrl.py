@@ -160,6 +160,11 @@ def validate(cfg: KnowRLConfig):
     if use_gpu:
         need(not cfg.colocate_all_models, "--colocate_all_models is not implemented yet (each rank and engine takes a "
                                           "GPU of its own): drop the flag and size the layout to your GPUs")
+    if cfg.adam_offload:
+        need(use_gpu, "--adam_offload moves optimizer states from GPU to CPU memory, and there is no GPU here: "
+                      "drop the flag")
+        need(cfg.zero_stage >= 1, "--adam_offload needs --zero_stage 1, 2 or 3 (DeepSpeed offloads sharded "
+                                  "optimizer states only)")
     if not use_gpu:
         need(cfg.vllm_tensor_parallel_size == 1,
              "--vllm_tensor_parallel_size > 1 needs GPUs: use 1 on a machine without a GPU")

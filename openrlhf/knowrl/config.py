@@ -33,6 +33,10 @@ class KnowRLConfig:
     flash_attn: bool = opt(False, "flash-attention 2 in the policy and reference (GPU with flash-attn installed; "
                            "SDPA otherwise)", "model")
     trust_remote_code: bool = opt(False, "allow model code from the model folder (off unless you trust it)", "model")
+    packing_samples: bool = opt(False, "score and train on padding-free micro-batches: each micro-batch's sequences "
+                                "back to back in one row, attention kept within each sequence", "model")
+    adam_offload: bool = opt(False, "keep AdamW states on the CPU and step there (DeepSpeed CPU Adam; GPU with "
+                             "ZeRO 1-3: saves ~12 bytes per parameter of GPU memory, costs step time)", "model")
 
     # --- rollout ---
     vllm_num_engines: int = opt(1, "number of vLLM rollout engines (Ray actors)", "rollout")

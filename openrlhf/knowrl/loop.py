@@ -129,14 +129,16 @@ class KnowRLTrainer:
         self.engine_nodes = self.planned_nodes("vllm") or [None] * cfg.vllm_num_engines
         self.engines = create_vllm_engines(cfg.vllm_num_engines, node_ids=self.engine_nodes, **self.engine_args)
         common = dict(zero_stage=cfg.zero_stage, bf16=cfg.bf16, seed=cfg.seed,
-                      trust_remote_code=cfg.trust_remote_code, flash_attn=cfg.flash_attn)
+                      trust_remote_code=cfg.trust_remote_code, flash_attn=cfg.flash_attn,
+                      packing_samples=cfg.packing_samples)
         self.policy = ModelGroup("policy", cfg.actor_world_size, use_gpu=self.use_gpu,
                                  threads_per_rank=policy_threads, timeout=cfg.actor_timeout,
                                  node_ids=self.planned_nodes("policy"))
         init_refs = self.policy.call_all_async(
             "init_model", self.model_path, trainable=True, micro_batch_size=cfg.micro_train_batch_size,
             learning_rate=cfg.actor_learning_rate, weight_decay=cfg.l2, max_norm=cfg.max_norm,
-            gradient_checkpointing=cfg.gradient_checkpointing, lr_warmup_steps=cfg.lr_warmup_steps, **common)
+            gradient_checkpointing=cfg.gradient_checkpointing, lr_warmup_steps=cfg.lr_warmup_steps,
+            adam_offload=cfg.adam_offload, **common)
         if cfg.needs_reference:
             self.reference = ModelGroup("reference", cfg.ref_world_size, use_gpu=self.use_gpu,
                                         threads_per_rank=ref_threads, timeout=cfg.actor_timeout,

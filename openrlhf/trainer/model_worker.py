@@ -45,6 +45,39 @@ def response_logprobs(model, sequences: torch.Tensor, attention_mask: torch.Tens
     return torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
 
 
+def packed_response_logprobs(model, sequences: torch.Tensor, attention_mask: torch.Tensor, response_width: int,
+                             temperature: float = 1.0) -> torch.Tensor:
+    """The same [B, T] result as `response_logprobs`, computed on one padding-free row.
+
+    Each row's real tokens (one contiguous run: left-padded prompt, then the response) are laid
+    back to back, with position ids restarting at 0 per sequence and no attention mask, which HF
+    models read as packed sequences (flash-attention's varlen kernel, or a block-diagonal mask
+    for SDPA), so no compute goes to padding. Only the positions that predict response tokens
+    reach the vocabulary projection.
+    """
+    batch, width = sequences.shape
+    device = sequences.device
+    prompt_width = width - response_width
+    real = attention_mask.bool()
+    lengths = real.sum(1)
+    response_lengths = real[:, prompt_width:].sum(1)
+    starts = lengths.cumsum(0) - lengths
+    packed = sequences[real].unsqueeze(0)
+    positions = torch.cat([torch.arange(int(n), device=device) for n in lengths]).unsqueeze(0)
+    rows = torch.repeat_interleave(torch.arange(batch, device=device), response_lengths)
+    cols = torch.cat([torch.arange(int(n), device=device) for n in response_lengths])
+    # the token at packed index i is predicted by the logits at i - 1
+    predictors = (starts + lengths - response_lengths - 1).repeat_interleave(response_lengths) + cols
+    logits = model(input_ids=packed, position_ids=positions, attention_mask=None, logits_to_keep=predictors,
+                   use_cache=False).logits[0].float()
+    if temperature != 1.0:
+        logits = logits / temperature
+    targets = packed[0, predictors + 1]
+    token_logp = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    out = torch.zeros((batch, response_width), dtype=token_logp.dtype, device=device)
+    return out.index_put((rows, cols), token_logp)
+
+
 class ModelWorker:
     def __init__(self, rank: int, world_size: int, threads: int | None):
         if threads:
@@ -52,6 +85,7 @@ class ModelWorker:
         self.rank = rank
         self.world_size = world_size
         self.engine = None
+        self.score = response_logprobs
 
     def master_address(self) -> tuple[str, int]:
         """This node's IP and a free port, for the group's torch.distributed rendezvous."""
@@ -78,7 +112,8 @@ class ModelWorker:
                    micro_batch_size: int, learning_rate: float = 0.0, weight_decay: float = 0.0,
                    adam_betas: tuple[float, float] = (0.9, 0.95), max_norm: float = 1.0,
                    gradient_checkpointing: bool = False, lr_warmup_steps: int = 0,
-                   trust_remote_code: bool = False, flash_attn: bool = False) -> int:
+                   trust_remote_code: bool = False, flash_attn: bool = False, packing_samples: bool = False,
+                   adam_offload: bool = False) -> int:
         import deepspeed
         from transformers import AutoModelForCausalLM
 
@@ -94,14 +129,22 @@ class ModelWorker:
                                                      attn_implementation=attention_backend(flash_attn))
         model.config.use_cache = False
         config = deepspeed_config(zero_stage=zero_stage, bf16=bf16, micro_batch_size=micro_batch_size,
-                                  max_norm=max_norm, trainable=trainable)
+                                  max_norm=max_norm, trainable=trainable, adam_offload=adam_offload)
         self.trainable = trainable
+        self.score = packed_response_logprobs if packing_samples else response_logprobs
         if trainable:
             if gradient_checkpointing:
                 model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-            # A plain torch AdamW: DeepSpeed's fused CPU Adam would compile a C++ op at first use.
-            optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, betas=adam_betas,
-                                          weight_decay=weight_decay)
+            if adam_offload:
+                # DeepSpeed steps offloaded states with its own CPU Adam (a C++ op compiled at first use).
+                from deepspeed.ops.adam import DeepSpeedCPUAdam
+
+                optimizer = DeepSpeedCPUAdam(model.parameters(), lr=learning_rate, betas=adam_betas,
+                                             weight_decay=weight_decay, adamw_mode=True)
+            else:
+                # A plain torch AdamW: DeepSpeed's fused Adam would compile an op at first use.
+                optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, betas=adam_betas,
+                                              weight_decay=weight_decay)
             warmup = max(0, lr_warmup_steps)
             scheduler = torch.optim.lr_scheduler.LambdaLR(
                 optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0)
@@ -136,8 +179,8 @@ class ModelWorker:
         results = []
         for mb in micro_batches:
             batch = self._to_device(mb if mb is not None else self._placeholder())
-            logp = response_logprobs(self.engine, batch["sequences"], batch["attention_mask"],
-                                     batch["action_mask"].shape[1], temperature)
+            logp = self.score(self.engine, batch["sequences"], batch["attention_mask"],
+                              batch["action_mask"].shape[1], temperature)
             results.append(logp.float().cpu() if mb is not None else None)
         if self.trainable:
             self.engine.train()
@@ -154,8 +197,8 @@ class ModelWorker:
             for mb in step["micro_batches"]:
                 batch = self._to_device(mb if mb is not None else self._placeholder())
                 mask = batch["action_mask"]
-                logp = response_logprobs(self.engine, batch["sequences"], batch["attention_mask"],
-                                         mask.shape[1], temperature)
+                logp = self.score(self.engine, batch["sequences"], batch["attention_mask"], mask.shape[1],
+                                  temperature)
                 loss, stats = policy_loss(logp, batch["old_logp"], batch["advantages"], mask,
                                           clip_eps=clip_eps, normalizer=step["normalizer"])
                 if use_kl_loss:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def deepspeed_config(*, zero_stage: int, bf16: bool, micro_batch_size: int,
-                     max_norm: float, trainable: bool) -> dict:
+                     max_norm: float, trainable: bool, adam_offload: bool = False) -> dict:
     if zero_stage not in (0, 1, 2, 3):
         raise ValueError(f"--zero_stage must be 0, 1, 2 or 3, got {zero_stage}")
     if not trainable and zero_stage in (1, 2):
@@ -14,6 +14,10 @@ def deepspeed_config(*, zero_stage: int, bf16: bool, micro_batch_size: int,
     zero = {"stage": zero_stage}
     if zero_stage == 3:
         zero.update(stage3_param_persistence_threshold="auto", stage3_prefetch_bucket_size="auto")
+    if adam_offload and trainable:
+        if zero_stage == 0:
+            raise ValueError("--adam_offload needs ZeRO stage 1, 2 or 3")
+        zero["offload_optimizer"] = {"device": "cpu", "pin_memory": True}
     config = {
         "train_micro_batch_size_per_gpu": micro_batch_size,
         "gradient_accumulation_steps": 1,
@@ -25,7 +29,8 @@ def deepspeed_config(*, zero_stage: int, bf16: bool, micro_batch_size: int,
         "steps_per_print": 10**9,
         "wall_clock_breakdown": False,
         "zero_allow_untested_optimizer": True,
-        "zero_force_ds_cpu_optimizer": False,
+        # With offload DeepSpeed must step on the CPU with its own Adam; otherwise a torch AdamW is used.
+        "zero_force_ds_cpu_optimizer": bool(adam_offload and trainable),
     }
     if trainable:
         config["gradient_clipping"] = max_norm

@@ -10,7 +10,8 @@ Assumptions (all rough; real usage also depends on the allocator, the kernels an
 * Policy weights, gradients and optimizer states follow DeepSpeed ZeRO over the policy world
   size W: stage >= 1 shards the optimizer states, >= 2 also the gradients, 3 also the weights.
   Gradients are held in the training dtype. AdamW keeps m and v in fp32 (8 bytes/param); in bf16
-  it also keeps an fp32 master copy of the weights (4 more, 12 in all). ZeRO-3's transient
+  it also keeps an fp32 master copy of the weights (4 more, 12 in all); with `adam_offload` those
+  live in CPU memory and count 0 here. ZeRO-3's transient
   all-gather of one layer's weights during forward/backward is not counted.
 * Activations for one micro-batch of `micro_train_batch_size` sequences of
   `prompt_max_len + generate_max_len` tokens: `ACTIVATION_VALUES_PER_LAYER` hidden-sized values per
@@ -214,7 +215,8 @@ def estimate_memory(size: ModelSize, cfg, plan=None, gpu_memory_gib: float = 80.
     weights = p * value_bytes / (world if stage >= 3 else 1)
     grads = p * value_bytes / (world if stage >= 2 else 1)
     optim_per_param = ADAM_STATE_BYTES + (MASTER_WEIGHT_BYTES if value_bytes == 2 else 0)
-    optim = p * optim_per_param / (world if stage >= 1 else 1)
+    # --adam_offload keeps the AdamW states and master weights in CPU memory
+    optim = 0.0 if getattr(cfg, "adam_offload", False) else p * optim_per_param / (world if stage >= 1 else 1)
     values_per_token = (size.layers + ACTIVATION_VALUES_PER_LAYER if cfg.gradient_checkpointing
                         else size.layers * ACTIVATION_VALUES_PER_LAYER)
     activations = micro * seq * size.hidden * value_bytes * values_per_token
