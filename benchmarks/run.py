@@ -6,9 +6,15 @@ Measures, on one model and one set of requests, and writes `results.json` plus a
 2. training efficiency: tokens/s of the DeepSpeed policy worker (one rank) versus a plain torch
    forward/backward/AdamW loop on the same micro-batches and the same loss;
 3. iteration breakdown: one short KnowRL run through the real CLI; wall time per phase and the
-   overhead (iteration time not inside any phase).
+   overhead (iteration time not inside any phase);
+4. peer: the classification workload (tasks x n samples, consensus reward, one optimizer step
+   per rollout) through our CLI and through TRL's `GRPOTrainer` (`benchmarks/peer_trl.py`),
+   samples per second after a warm-up step; skipped with a note when `trl` is not installed
+   (`pip install -r requirements-bench.txt`);
+5. scaling (`--scaling`, not in the default run): iteration time against tasks per iteration,
+   samples per task and policy ranks, weight-sync time against model size, peak RSS.
 `--quick` uses a tiny random model (under 3 minutes); the default is the embedded SmolLM2-135M.
-Not yet: the TRL peer comparison and the scaling sweeps of the issue.
+`--only rollout,training,iteration,peer,scaling` picks parts.
 """
 
 from __future__ import annotations
@@ -123,7 +129,7 @@ def bench_training(model_path: str, batches: list[dict], tokens: int, repeats: i
     for _ in range(repeats):
         torch_step()
     torch_s = (time.perf_counter() - start) / repeats
-    del model, optimizer
+    model = optimizer = None  # free the torch copy before DeepSpeed loads its own
 
     ray.init(num_cpus=threads, include_dashboard=False, log_to_driver=False)
     try:
@@ -162,11 +168,108 @@ def bench_iteration(model_path: str, quick: bool) -> dict:
             "overhead_s": overhead, "overhead_share": overhead / last["timing/iteration"], "goal": "<= 0.10"}
 
 
+def run_cli(model_path: str, flags: list[str]) -> list[dict]:
+    """A KnowRL run through the real CLI; its metrics rows. Peak RSS of the whole process tree is
+    sampled from /proc while it runs."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from tiny_model import tiny_train_command
+
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = tiny_train_command(model_path, tmp, *flags)
+        proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        peak = 0
+        while proc.poll() is None:
+            peak = max(peak, tree_rss_bytes())
+            time.sleep(0.5)
+        output = proc.stdout.read()
+        if proc.returncode:
+            raise RuntimeError(f"benchmark run failed ({' '.join(flags)}):\n{output[-3000:]}")
+        rows = [json.loads(line) for line in (Path(tmp) / "logs" / "metrics.jsonl").read_text().splitlines()]
+    for row in rows:
+        row["peak_rss_gb"] = peak / 1e9
+    return rows
+
+
+def tree_rss_bytes() -> int:
+    """Resident memory of every process of this user (the CLI, Ray and its actors)."""
+    total = 0
+    uid = os.getuid()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                status = f.read()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if int(fields.get("Uid", "-1").split()[0]) == uid and pid != str(os.getpid()):
+            total += int(fields.get("VmRSS", "0 kB").split()[0]) * 1024
+    return total
+
+
+def bench_peer(model_path: str, prompt_texts: list[str], quick: bool) -> dict:
+    """Samples/s of our loop (classification through update, introspection excluded: TRL has no
+    such phase) against TRL GRPOTrainer on the same shape."""
+    tasks, n, max_tokens, steps = (8, 4, 16, 3) if quick else (16, 4, 64, 3)
+    micro = min(4, tasks) * n
+    flags = ["--num_iterations", str(steps), "--rollout_batch_size", str(tasks), "--n_samples_per_prompt", str(n),
+             "--generate_max_len", str(max_tokens), "--train_batch_size", str(tasks * n),
+             "--micro_train_batch_size", str(micro), "--micro_rollout_batch_size", str(micro),
+             "--introspection_prompts", "2", "--tasks_per_introspection", "4", "--introspection_max_len", "96",
+             "--init_kl_coef", "1e-4", "--actor_learning_rate", "1e-6"]
+    rows = run_cli(model_path, flags)[1:]
+    ours_s = [r["timing/iteration"] - r.get("timing/introspection", 0.0) for r in rows]
+    ours = {"framework": "knowrl", "iterations_timed": len(rows), "iteration_s_without_introspection": ours_s,
+            "samples_per_step": tasks * n, "samples_per_s": tasks * n * len(rows) / sum(ours_s),
+            "mean_completion_tokens": sum(r["train/response_length"] for r in rows) / len(rows),
+            "peak_rss_gb": rows[0]["peak_rss_gb"]}
+    import importlib.util
+
+    if importlib.util.find_spec("trl") is None:
+        return {"knowrl": ours, "trl": None, "note": "trl is not installed: pip install -r requirements-bench.txt"}
+    from benchmarks.peer_trl import bench_trl
+    from openrlhf.knowrl.prompts import DEFAULT_ANSWER_PREFIX
+
+    theirs = bench_trl(model_path, prompt_texts, n, max_tokens, tasks, steps, DEFAULT_ANSWER_PREFIX,
+                       os.cpu_count() or 1)
+    return {"knowrl": ours, "trl": theirs, "ratio": ours["samples_per_s"] / theirs["samples_per_s"],
+            "goal": ">= 2", "shape": {"tasks": tasks, "n": n, "max_new_tokens": max_tokens}}
+
+
+def bench_scaling(model_path: str, quick: bool) -> dict:
+    """Mean time of iterations 2.. of short runs, one knob at a time around a base shape."""
+    base = {"rollout_batch_size": 8, "n_samples_per_prompt": 4, "actor_num_gpus_per_node": 1}
+    common = ["--num_iterations", "2", "--generate_max_len", "16" if quick else "32",
+              "--introspection_prompts", "2", "--tasks_per_introspection", "4",
+              "--introspection_max_len", "48" if quick else "96", "--micro_train_batch_size", "4",
+              "--micro_rollout_batch_size", "8"]
+    shapes = [dict(base, rollout_batch_size=4), base, dict(base, rollout_batch_size=16),
+              dict(base, n_samples_per_prompt=2), dict(base, n_samples_per_prompt=8),
+              dict(base, actor_num_gpus_per_node=2)]
+    results = {}
+    for shape in shapes:
+        flags = common + [x for k, v in shape.items() for x in (f"--{k}", str(v))]
+        flags += ["--train_batch_size", str(shape["rollout_batch_size"] * shape["n_samples_per_prompt"])]
+        rows = run_cli(model_path, flags)[1:]
+        key = f"tasks={shape['rollout_batch_size']} n={shape['n_samples_per_prompt']} " \
+              f"ranks={shape['actor_num_gpus_per_node']}"
+        results[key] = {
+            "iteration_s": sum(r["timing/iteration"] for r in rows) / len(rows),
+            "weight_sync_s": sum(r.get("timing/weight_sync", 0.0) for r in rows) / len(rows),
+            "samples": shape["rollout_batch_size"] * shape["n_samples_per_prompt"],
+            "peak_rss_gb": rows[0]["peak_rss_gb"]}
+        print(f"scaling {key}: {results[key]}", flush=True)
+    return results
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny random model, a few minutes")
     parser.add_argument("--output", default="benchmarks/results.json", help="where to write the JSON results")
+    parser.add_argument("--only", default="rollout,training,iteration,peer",
+                        help="comma-separated parts to run: rollout, training, iteration, peer, scaling")
+    parser.add_argument("--scaling", action="store_true", help="add the scaling sweeps (long)")
     args = parser.parse_args(argv)
+    parts = set(args.only.split(",")) | ({"scaling"} if args.scaling else set())
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     from openrlhf.rollout.vllm_engine import vllm_env
@@ -190,21 +293,49 @@ def main(argv=None) -> int:
     requests = classification_requests(tokenizer, shape["requests"])
     results = {"machine": {"host": socket.gethostname(), "cpus": os.cpu_count(), "platform": platform.platform()},
                "date": time.strftime("%Y-%m-%d %H:%M:%S"), "model": model_path, "quick": args.quick}
-    results["rollout"] = bench_rollout(model_path, requests, shape["n"], shape["max_tokens"])
-    batches, tokens = micro_batches(tokenizer, requests, shape["response_len"], shape["micro"], shape["count"])
-    results["training"] = bench_training(model_path, batches, tokens, shape["repeats"])
-    results["iteration"] = bench_iteration(model_path, args.quick)
+    if "rollout" in parts:
+        results["rollout"] = bench_rollout(model_path, requests, shape["n"], shape["max_tokens"])
+    if "training" in parts:
+        batches, tokens = micro_batches(tokenizer, requests, shape["response_len"], shape["micro"], shape["count"])
+        results["training"] = bench_training(model_path, batches, tokens, shape["repeats"])
+    if "iteration" in parts:
+        results["iteration"] = bench_iteration(model_path, args.quick)
+    if "peer" in parts:
+        texts = [tokenizer.decode(r) for r in requests]
+        results["peer"] = bench_peer(model_path, texts, args.quick)
+    if "scaling" in parts:
+        results["scaling"] = bench_scaling(model_path, args.quick)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(results, indent=1))
-    r, t, i = results["rollout"], results["training"], results["iteration"]
-    print(f"rollout   actor {r['actor_tokens_per_s']:.0f} tok/s vs direct vLLM {r['direct_tokens_per_s']:.0f} tok/s: "
-          f"ratio {r['ratio']:.2f} (goal {r['goal']})")
-    print(f"training  DeepSpeed {t['deepspeed_tokens_per_s']:.0f} tok/s vs plain torch {t['torch_tokens_per_s']:.0f} "
-          f"tok/s: ratio {t['ratio']:.2f} (goal {t['goal']})")
-    print(f"iteration {i['seconds']:.1f}s, overhead {i['overhead_s']:.2f}s = {100 * i['overhead_share']:.1f}% "
-          f"(goal {i['goal']}); phases " + ", ".join(f"{k} {v:.1f}s" for k, v in i["phases"].items()))
+    print_table(results)
     print(f"wrote {args.output}")
     return 0
+
+
+def print_table(results: dict) -> None:
+    if "rollout" in results:
+        r = results["rollout"]
+        print(f"rollout   actor {r['actor_tokens_per_s']:.0f} tok/s vs direct vLLM {r['direct_tokens_per_s']:.0f} "
+              f"tok/s: ratio {r['ratio']:.2f} (goal {r['goal']})")
+    if "training" in results:
+        t = results["training"]
+        print(f"training  DeepSpeed {t['deepspeed_tokens_per_s']:.0f} tok/s vs plain torch "
+              f"{t['torch_tokens_per_s']:.0f} tok/s: ratio {t['ratio']:.2f} (goal {t['goal']})")
+    if "iteration" in results:
+        i = results["iteration"]
+        print(f"iteration {i['seconds']:.1f}s, overhead {i['overhead_s']:.2f}s = {100 * i['overhead_share']:.1f}% "
+              f"(goal {i['goal']}); phases " + ", ".join(f"{k} {v:.1f}s" for k, v in i["phases"].items()))
+    if "peer" in results:
+        p = results["peer"]
+        line = f"peer      KnowRL {p['knowrl']['samples_per_s']:.2f} samples/s"
+        if p.get("trl"):
+            line += f" vs TRL GRPOTrainer {p['trl']['samples_per_s']:.2f}: ratio {p['ratio']:.2f} (goal {p['goal']})"
+        else:
+            line += f"; {p['note']}"
+        print(line)
+    for key, row in results.get("scaling", {}).items():
+        print(f"scaling   {key:<28} iteration {row['iteration_s']:.1f}s, weight sync {row['weight_sync_s']:.2f}s, "
+              f"peak RSS {row['peak_rss_gb']:.1f} GB")
 
 
 if __name__ == "__main__":

@@ -283,3 +283,20 @@ def paired_bootstrap(n_items: int, stat: Callable[[list[int]], float | None | di
         return {k: _percentile_ci(v, [d[k] for d in draws if d[k] is not None], n_boot, alpha)
                 for k, v in est.items()}
     return _percentile_ci(est, [d for d in draws if d is not None], n_boot, alpha)
+
+
+def unpaired_bootstrap(n_a: int, n_b: int, stat: Callable[[list[int], list[int]], float | None | dict],
+                       n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> dict:
+    """Bootstrap CI of a statistic of two independent samples (e.g. a metric of B's items minus
+    the same metric of A's, when each model was scored on items of its own): each side is
+    resampled with replacement on its own. Same return shape as ``paired_bootstrap``."""
+    est = stat(list(range(n_a)), list(range(n_b)))
+    rng = random.Random(seed)
+    draws = []
+    if n_a > 0 and n_b > 0:
+        for _ in range(n_boot):
+            draws.append(stat([rng.randrange(n_a) for _ in range(n_a)], [rng.randrange(n_b) for _ in range(n_b)]))
+    if isinstance(est, dict):
+        return {k: _percentile_ci(v, [d[k] for d in draws if d[k] is not None], n_boot, alpha)
+                for k, v in est.items()}
+    return _percentile_ci(est, [d for d in draws if d is not None], n_boot, alpha)

@@ -193,6 +193,18 @@ def compare_records(rows_a: list[dict], rows_b: list[dict], *, n_boot: int = 100
         ib = score_intrinsic(gb[INTRINSIC]) if INTRINSIC in gb else None
         keys = ("n", "consistency", "mean_agreement", "overconfidence", "conservatism", "unparseable_rate")
         out["intrinsic"] = {k: {"A": ia and ia[k], "B": ib and ib[k]} for k in keys}
+        if ia is not None and ib is not None:
+            rows_ia, rows_ib = ga[INTRINSIC], gb[INTRINSIC]
+            rates = keys[1:]
+
+            def diff(idx_a, idx_b):
+                a = score_intrinsic([rows_ia[i] for i in idx_a])
+                b = score_intrinsic([rows_ib[i] for i in idx_b])
+                return {k: b[k] - a[k] if a[k] is not None and b[k] is not None else None for k in rates}
+
+            boot = M.unpaired_bootstrap(len(rows_ia), len(rows_ib), diff, n_boot=n_boot, seed=seed)
+            for k in rates:
+                out["intrinsic"][k].update(boot[k])
     return out
 
 
@@ -206,9 +218,14 @@ def format_compare(cmp: dict, name_a: str, name_b: str) -> str:
             d = "n/a" if m["estimate"] is None else f"{m['estimate']:+.3f}"
             lines.append(f"  {k:<18}{fmt(m['A'], 8)}{fmt(m['B'], 8)}{d:>9}   {ci}")
     if "intrinsic" in cmp:
-        lines.append("\nintrinsic (not paired: each model wrote its own tasks)")
+        lines.append("\nintrinsic (not paired: each model wrote its own tasks; unpaired bootstrap CI)")
         for k, m in cmp["intrinsic"].items():
-            lines.append(f"  {k:<18}{fmt(m['A'], 8)}{fmt(m['B'], 8)}")
+            if m.get("ci_low") is None:
+                d = "" if m.get("estimate") is None else f"{m['estimate']:+9.3f}   n/a"
+                lines.append(f"  {k:<18}{fmt(m['A'], 8)}{fmt(m['B'], 8)}{d}")
+            else:
+                lines.append(f"  {k:<18}{fmt(m['A'], 8)}{fmt(m['B'], 8)}{m['estimate']:+9.3f}   "
+                             f"[{m['ci_low']:+.3f}, {m['ci_high']:+.3f}]")
     return "\n".join(lines)
 
 

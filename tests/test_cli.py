@@ -92,6 +92,7 @@ CASES = {
     "k1 as a KL loss": (lambda t: ["--use_kl_loss", "--init_kl_coef", "0.01"], "--kl_estimator k3"),
     "grpo with KL in the reward": (lambda t: ["--advantage_estimator", "grpo"], "ignores KL in the reward"),
     "zero rollout batch": (lambda t: ["--rollout_batch_size", "0"], "--rollout_batch_size must be at least 1"),
+    "negative time budget": (lambda t: ["--max_train_minutes", "-5"], "--max_train_minutes must be 0"),
     "adam offload without a GPU": (lambda t: ["--adam_offload"], "there is no GPU here"),
 }
 

@@ -125,3 +125,19 @@ def test_compare_records_and_reparse():
     # reparse: a stored label that disagrees with the text is fixed
     a[0]["samples"][0]["label"] = None
     assert R.reparse(a) == 1 and a[0]["prediction"] == "feasible"
+
+
+def test_compare_intrinsic_has_unpaired_bootstrap_ci():
+    def recs(pairs):
+        return [R.make_record(R.INTRINSIC, i, {"task": f"own task {i}", "label": gold},
+                              [{"text": f"Label: {lab}", "label": lab}] * 3) for i, (gold, lab) in enumerate(pairs)]
+
+    golds = ["infeasible", "feasible"] * 6
+    a = recs([(g, "infeasible") for g in golds])            # says infeasible to everything
+    b = recs([(g, g) for g in golds[:10]])                    # its own, differently sized task set
+    cmp = R.compare_records(a, b, n_boot=300, seed=2)
+    cons = cmp["intrinsic"]["consistency"]
+    assert cons["A"] == 0.5 and cons["B"] == 1.0 and cons["estimate"] == 0.5
+    assert cons["ci_low"] <= 0.5 <= cons["ci_high"] and cons["ci_high"] <= 1.0
+    assert "n_valid" in cons and cmp["intrinsic"]["n"] == {"A": 12, "B": 10}
+    assert "unpaired bootstrap CI" in R.format_compare(cmp, "a", "b")

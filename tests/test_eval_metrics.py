@@ -145,6 +145,21 @@ def test_paired_bootstrap_shape_and_bounds():
     assert empty["ci_low"] is None and empty["n_valid"] == 0
 
 
+def test_unpaired_bootstrap():
+    a, b = [0, 0, 1, 0], [1, 1, 0, 1, 1, 1]
+
+    def stat(idx_a, idx_b):
+        return sum(b[i] for i in idx_b) / len(idx_b) - sum(a[i] for i in idx_a) / len(idx_a)
+
+    res = M.unpaired_bootstrap(len(a), len(b), stat, n_boot=400, seed=1)
+    assert res["estimate"] == pytest.approx(5 / 6 - 1 / 4)
+    assert -1.0 <= res["ci_low"] < res["estimate"] < res["ci_high"] <= 1.0
+    assert M.unpaired_bootstrap(len(a), len(b), stat, n_boot=400, seed=1) == res
+    wider = M.unpaired_bootstrap(len(a), len(b), stat, n_boot=400, seed=1, alpha=0.01)
+    assert wider["ci_low"] <= res["ci_low"] and wider["ci_high"] >= res["ci_high"]
+    assert M.unpaired_bootstrap(0, 3, lambda i, j: None, n_boot=5)["n_valid"] == 0
+
+
 def test_intrinsic_metrics():
     from evaluation.intrinsic import intrinsic_metrics
 

@@ -53,3 +53,34 @@ def test_no_restarts_left_stops_with_a_checkpoint_and_one_line(tmp_path):
     tags = complete_checkpoints(str(out / "ckpt"))
     assert tags and tags[-1] == f"iter_{completed:04d}", (tags, completed)
     assert json.loads((out / "ckpt" / tags[-1] / "knowrl_state.json").read_text())["iteration"] == completed
+
+
+def test_killed_policy_rank_is_named_within_bounded_time(tmp_path):
+    """A policy rank's process dies (SIGKILL): the other rank may sit in a collective waiting for
+    it, yet the run stops at once with one line naming the rank, not at the actor timeout."""
+    from tiny_model import build_tiny_model, tiny_train_command
+
+    model = build_tiny_model(tmp_path / "tiny")
+    out = tmp_path / "run"
+    # two policy ranks and no reference (no KL), so every ModelWorker process is a policy rank
+    argv = tiny_train_command(model, out, "--num_iterations", "40", "--actor_num_gpus_per_node", "2",
+                              "--init_kl_coef", "0", "--save_steps", "1", "--actor_timeout", "600")
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    metrics = out / "logs" / "metrics.jsonl"
+    deadline = time.time() + 600
+    while not (metrics.exists() and metrics.read_text().strip()):
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.time() < deadline
+        time.sleep(0.02)
+    victim = subprocess.run(["pgrep", "-f", "ray::ModelWorker"], capture_output=True, text=True).stdout.split()[0]
+    killed_at = time.time()
+    os.kill(int(victim), 9)
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 1, stdout[-3000:] + stderr[-3000:]
+    assert time.time() - killed_at < 120, "the dead rank should be noticed long before --actor_timeout"
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("knowrl-train: error: policy rank") and "died" in last, stderr[-2000:]
+    assert "--load_checkpoint" in last
+    assert "Traceback" not in stderr
+    assert complete_checkpoints(str(out / "ckpt")), "the per-iteration checkpoints before the kill remain usable"

@@ -71,3 +71,25 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path):
     state = json.loads((out / "ckpt" / last_two[-1] / "knowrl_state.json").read_text())
     assert state["iteration"] == iterations
     assert (out / "model" / "config.json").is_file()
+
+
+def test_time_budget_stops_with_a_checkpoint_and_resume_carries_the_time(tmp_path):
+    from tiny_model import build_tiny_model
+
+    model = build_tiny_model(tmp_path / "tiny")
+    out = tmp_path / "run"
+    first = subprocess.run(train_argv(model, out, 3, "--max_train_minutes", "0.0001"), cwd=ROOT,
+                           capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-5000:]
+    assert "--max_train_minutes 0.0001 reached after iteration 1" in first.stdout
+    assert complete_checkpoints(str(out / "ckpt")) == ["iter_0001"]
+    assert (out / "model" / "config.json").is_file(), "a run stopped by its budget still exports the model"
+    spent = json.loads((out / "ckpt" / "iter_0001" / "knowrl_state.json").read_text())["train_seconds"]
+    assert spent > 0
+
+    resumed = subprocess.run(train_argv(model, out, 3, "--load_checkpoint", "--max_train_minutes", "60"), cwd=ROOT,
+                             capture_output=True, text=True, timeout=900)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-5000:]
+    assert "iter 2/3" in resumed.stdout and "iter 3/3" in resumed.stdout
+    state = json.loads((out / "ckpt" / "iter_0003" / "knowrl_state.json").read_text())
+    assert state["train_seconds"] > spent, "iteration time accumulates over a resume"

@@ -125,8 +125,10 @@ def validate(cfg: KnowRLConfig):
                  "train_batch_size", "max_epochs", "num_iterations", "introspection_prompts",
                  "tasks_per_introspection", "vllm_num_engines", "vllm_tensor_parallel_size", "actor_num_nodes",
                  "actor_num_gpus_per_node", "ref_num_nodes", "ref_num_gpus_per_node", "prompt_max_len",
-                 "generate_max_len", "introspection_max_len", "pool_max_size", "max_ckpt_num"):
+                 "generate_max_len", "introspection_max_len", "max_ckpt_num"):
         need(getattr(cfg, name) >= 1, f"--{name} must be at least 1, got {getattr(cfg, name)}")
+    need(cfg.pool_max_size >= 0, f"--pool_max_size must be 0 (no pool growth) or more, got {cfg.pool_max_size}")
+    need(cfg.max_train_minutes >= 0, f"--max_train_minutes must be 0 (no limit) or positive, got {cfg.max_train_minutes}")
     per_step = cfg.micro_train_batch_size * cfg.actor_world_size
     need(cfg.train_batch_size % per_step == 0,
          f"--train_batch_size {cfg.train_batch_size} is not a multiple of --micro_train_batch_size x policy ranks "
@@ -335,6 +337,13 @@ def main(argv: list[str] | None = None) -> int:
         if cfg.debug:
             raise
         print(f"knowrl-train: error: {exc}", file=sys.stderr)
+        return 1
+    except ray.exceptions.RayActorError as exc:
+        if cfg.debug:
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"knowrl-train: error: a Ray actor died ({first}); rerun with --load_checkpoint to resume from "
+              f"the last complete checkpoint", file=sys.stderr)
         return 1
     finally:
         ray.shutdown()

@@ -66,6 +66,9 @@ class KnowRLConfig:
     prompt_templates: str = opt("", "folder with introspection.md and classification.md (empty: knowrl_prompts/)",
                                 "knowrl")
     num_iterations: int = opt(30, "KnowRL iterations (introspect, classify, reward, update, sync)", "knowrl")
+    max_train_minutes: float = opt(0.0, "stop after the iteration that takes the run's iteration time past this many "
+                                   "minutes, with a checkpoint (0: no limit); the time carries over a resume",
+                                   "knowrl")
     introspection_prompts: int = opt(12, "task-writing prompts per iteration", "knowrl")
     tasks_per_introspection: int = opt(5, "new tasks asked for in each task-writing prompt", "knowrl")
     few_shot_examples: int = opt(6, "example tasks shown in each task-writing prompt (from seeds and pool)", "knowrl")
@@ -78,7 +81,8 @@ class KnowRLConfig:
                                   "knowrl")
     pool_agreement_threshold: float = opt(0.875, "tasks whose agreement reaches this join the few-shot pool",
                                           "knowrl")
-    pool_max_size: int = opt(500, "largest few-shot pool; the oldest entries leave first", "knowrl")
+    pool_max_size: int = opt(500, "largest few-shot pool; the oldest entries leave first (0: no pool growth, "
+                             "the seeds alone are the examples)", "knowrl")
     min_task_chars: int = opt(20, "shortest generated task kept", "knowrl")
     max_task_chars: int = opt(300, "longest generated task kept", "knowrl")
     rouge_threshold: float = opt(0.7, "drop a generated task whose ROUGE-L F against seeds/pool/batch exceeds this",

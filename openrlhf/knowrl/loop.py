@@ -172,20 +172,30 @@ class KnowRLTrainer:
     # ------------------------------------------------------------------ the loop
     def fit(self) -> list[dict]:
         history = []
+        self.train_seconds = 0.0
         done = self.resume() if self.cfg.load_checkpoint else 0
         self.progress = RunProgress(self.cfg.num_iterations, done)
-        for iteration in range(done + 1, self.cfg.num_iterations + 1):
-            metrics = self.run_iteration(iteration)
-            history.append(metrics)
-            last = iteration == self.cfg.num_iterations
+        iteration = done + 1
+        while iteration <= self.cfg.num_iterations and not self.out_of_time():
+            start = time.perf_counter()
+            history.append(self.run_iteration(iteration))
+            self.train_seconds += time.perf_counter() - start
+            last = iteration == self.cfg.num_iterations or self.out_of_time()
             if last or (self.cfg.save_steps > 0 and iteration % self.cfg.save_steps == 0):
                 self.save_checkpoint(iteration)
+            if self.out_of_time() and iteration < self.cfg.num_iterations:
+                print(f"[knowrl] --max_train_minutes {self.cfg.max_train_minutes:g} reached after iteration "
+                      f"{iteration} ({self.train_seconds / 60:.1f} min of iterations)", flush=True)
+            iteration += 1
         self.progress.close()
         self.save_hf()
         self.logger.close()
         report = write_report(self.cfg.log_dir, ckpt_path=self.cfg.ckpt_path, save_path=self.cfg.save_path)
         print(f"[knowrl] run report: {report}", flush=True)
         return history
+
+    def out_of_time(self) -> bool:
+        return self.cfg.max_train_minutes > 0 and self.train_seconds >= 60 * self.cfg.max_train_minutes
 
     def run_iteration(self, iteration: int) -> dict:
         cfg = self.cfg
@@ -343,17 +353,27 @@ class KnowRLTrainer:
         rewards = [r for g in kept for r in g.rewards]
         exp = build_experience([s.prompt_token_ids for s in samples], [s.token_ids for s in samples], rewards,
                                self.pad_token_id)
-        exp.old_logp = self.score_logprobs(self.policy, exp)
+        kl_in_reward = 0.0 if cfg.use_kl_loss else cfg.init_kl_coef
+        if self.needs_old_logprobs(len(exp)):
+            exp.old_logp = self.score_logprobs(self.policy, exp)
         if self.reference is not None:
             exp.ref_logp = self.score_logprobs(self.reference, exp)
+        if exp.old_logp is not None and exp.ref_logp is not None:
             exp.kl = compute_kl(exp.old_logp, exp.ref_logp, cfg.kl_estimator, exp.action_mask)
         else:
-            exp.ref_logp = exp.old_logp.clone()
-            exp.kl = torch.zeros_like(exp.old_logp)
-        kl_in_reward = 0.0 if cfg.use_kl_loss else cfg.init_kl_coef
+            exp.kl = torch.zeros_like(exp.action_mask)
         exp.advantages, exp.returns = self.advantage_fn(exp.rewards, exp.kl, exp.action_mask,
                                                         cfg.n_samples_per_prompt, kl_in_reward, cfg.gamma)
         return exp
+
+    def needs_old_logprobs(self, samples: int) -> bool:
+        """The behaviour policy's log-probs are needed for KL in the reward, or for the PPO ratio
+        once a step has changed the weights. With one optimizer step per rollout and no KL in the
+        reward the policy being trained IS the behaviour policy, the ratio is exactly 1, and the
+        training forward's own detached log-probs stand in: a whole scoring pass saved."""
+        cfg = self.cfg
+        kl_in_reward = not cfg.use_kl_loss and cfg.init_kl_coef > 0
+        return kl_in_reward or cfg.max_epochs > 1 or samples > cfg.train_batch_size
 
     def score_logprobs(self, group: ModelGroup, exp: Experience) -> torch.Tensor:
         plan = rank_micro_batches(len(exp), group.world_size, self.cfg.micro_rollout_batch_size)
@@ -398,7 +418,10 @@ class KnowRLTrainer:
             "train/grad_norm": mean("grad_norm"),
             "train/lr": step_stats[-1]["lr"],
             "train/optimizer_steps": len(step_stats),
-            "train/kl": float(masked_mean(exp.kl, exp.action_mask)),
+            "train/old_logprobs_scored": float(exp.old_logp is not None),
+            # without a scoring pass the KL estimate comes from the loss (token mean over each step)
+            "train/kl": float(masked_mean(exp.kl, exp.action_mask)) if exp.old_logp is not None and
+            exp.ref_logp is not None else mean("kl_loss"),
             "train/advantage_abs": float(masked_mean(exp.advantages.abs(), exp.action_mask)),
             "train/response_length": float(exp.action_mask.sum(1).mean()),
         }
@@ -459,7 +482,8 @@ class KnowRLTrainer:
         tag = f"iter_{iteration:04d}"
         folder = os.path.join(self.cfg.ckpt_path, tag)
         self.policy.call_all("save_checkpoint", self.cfg.ckpt_path, tag)
-        state = {"iteration": iteration, "pool": self.pool.state_dict(), "config": self.cfg.public_dict()}
+        state = {"iteration": iteration, "train_seconds": self.train_seconds, "pool": self.pool.state_dict(),
+                 "config": self.cfg.public_dict()}
         staging = os.path.join(folder, self.STATE_FILE + ".tmp")
         with open(staging, "w") as f:
             json.dump(state, f, indent=1)
@@ -480,6 +504,7 @@ class KnowRLTrainer:
             state = json.load(f)
         self.policy.call_all("load_checkpoint", self.cfg.ckpt_path, tag)
         self.pool.load_state_dict(state["pool"])
+        self.train_seconds = float(state.get("train_seconds", 0.0))
         self.logger.drop_after(state["iteration"])
         self.sync_weights(state["iteration"] + 1)
         print(f"[knowrl] resumed from {os.path.join(self.cfg.ckpt_path, tag)} after iteration {state['iteration']}",

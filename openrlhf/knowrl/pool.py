@@ -36,7 +36,7 @@ class TaskPool:
     def offer(self, task: str, majority: str | None, agreement: float, iteration: int,
               type: str | None = None, reason: str | None = None) -> bool:
         """Add the task if its agreement is high enough; returns whether it joined."""
-        if majority is None or agreement < self.agreement_threshold:
+        if self.max_size == 0 or majority is None or agreement < self.agreement_threshold:
             return False
         if any(e.task == task for e in self.entries):
             return False

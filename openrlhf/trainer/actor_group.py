@@ -21,6 +21,16 @@ def pin_to_node(node_id: str | None):
     return NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)
 
 
+class RankDied(RuntimeError):
+    """A rank's process is gone (killed, out of memory). Its ZeRO shards went with it, so the run
+    cannot save a new checkpoint: it stops, and resumes from the last complete one."""
+
+    def __init__(self, group: str, rank: int | None, what: str):
+        who = f"{group} rank {rank}" if rank is not None else f"a {group} rank"
+        super().__init__(f"{who} died while {what} (its process exited: killed or out of memory?); "
+                         f"rerun with --load_checkpoint to resume from the last complete checkpoint")
+
+
 class ModelGroup:
     def __init__(self, name: str, world_size: int, *, use_gpu: bool, threads_per_rank: int | None,
                  timeout: float, node_ids: list[str | None] | None = None):
@@ -43,7 +53,17 @@ class ModelGroup:
         self._get([a.set_rendezvous.remote(addr, port) for a in self.actors], "setting the rendezvous")
 
     def _get(self, refs, what: str):
-        return get_with_timeout(refs, self.timeout, f"{what} ({self.name} group)")
+        try:
+            return get_with_timeout(refs, self.timeout, f"{what} ({self.name} group)")
+        except ray.exceptions.RayActorError as exc:
+            raise RankDied(self.name, self.rank_of(exc), what) from None
+
+    def rank_of(self, exc: ray.exceptions.RayActorError) -> int | None:
+        dead = getattr(exc, "actor_id", None)
+        for rank, actor in enumerate(self.actors):
+            if dead is not None and actor._actor_id.hex() == dead:
+                return rank
+        return None
 
     def call_all(self, method: str, *args, per_rank_args: list[tuple] | None = None, **kwargs) -> list:
         """Call `method` on every rank (with rank-specific leading args if given); wait for all."""

@@ -199,7 +199,9 @@ class ModelWorker:
                 mask = batch["action_mask"]
                 logp = self.score(self.engine, batch["sequences"], batch["attention_mask"], mask.shape[1],
                                   temperature)
-                loss, stats = policy_loss(logp, batch["old_logp"], batch["advantages"], mask,
+                # no old log-probs: this step's policy is the behaviour policy (ratio exactly 1)
+                old_logp = batch["old_logp"] if "old_logp" in batch else logp.detach()
+                loss, stats = policy_loss(logp, old_logp, batch["advantages"], mask,
                                           clip_eps=clip_eps, normalizer=step["normalizer"])
                 if use_kl_loss:
                     kl_term = kl_loss(logp, batch["ref_logp"], mask, kl_estimator, normalizer=step["normalizer"])

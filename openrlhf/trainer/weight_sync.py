@@ -112,6 +112,10 @@ def broadcast_policy_to_engines(policy, engines: list, metadata: list[ParamMeta]
             dead = i if dead is None else dead
     try:
         get_with_timeout(policy_refs, timeout, "broadcasting the policy weights")
+    except ray.exceptions.RayActorError as exc:
+        from openrlhf.trainer.actor_group import RankDied
+
+        raise RankDied("policy", policy.rank_of(exc), "broadcasting the policy weights") from None
     except ray.exceptions.RayTaskError:
         if dead is None:
             raise

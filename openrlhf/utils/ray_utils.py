@@ -10,11 +10,21 @@ class RayWaitTimeout(RuntimeError):
 
 
 def get_with_timeout(refs, timeout: float, what: str):
-    """ray.get with a deadline; a stuck or unschedulable actor becomes a named error, not a hang."""
-    try:
-        return ray.get(refs, timeout=timeout)
-    except ray.exceptions.GetTimeoutError as exc:
-        raise RayWaitTimeout(
-            f"timed out after {timeout:.0f}s {what}: an actor is stuck or could not be scheduled "
-            f"(check `ray status` for free resources)"
-        ) from exc
+    """ray.get with a deadline; a stuck or unschedulable actor becomes a named error, not a hang.
+
+    Results are collected as they finish, so a failed task (a dead actor) raises at once even
+    while others are still running, or blocked in a collective waiting for the dead one."""
+    import time
+
+    single = not isinstance(refs, list)
+    pending = [refs] if single else list(refs)
+    deadline = time.monotonic() + timeout
+    while pending:
+        ready, pending = ray.wait(pending, num_returns=1, timeout=max(0.0, deadline - time.monotonic()))
+        if not ready:
+            raise RayWaitTimeout(
+                f"timed out after {timeout:.0f}s {what}: an actor is stuck or could not be scheduled "
+                f"(check `ray status` for free resources)"
+            )
+        ray.get(ready)
+    return ray.get(refs)

@@ -27,6 +27,20 @@ class PhaseTimer:
             self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - start
 
 
+def wandb_reachable(timeout_s: float = 3.0) -> bool:
+    """Whether the W&B server answers a TCP connection (WANDB_BASE_URL, else api.wandb.ai)."""
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai"))
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
 class MetricsLogger:
     def __init__(self, log_dir: str, tensorboard_dir: str = "", wandb: str = "", wandb_project: str = "knowrl",
                  wandb_run_name: str = "", config: dict | None = None):
@@ -41,7 +55,10 @@ class MetricsLogger:
         if wandb:
             import wandb as wandb_lib
 
-            mode = "offline" if wandb == "offline" else "online"
+            mode = "offline" if wandb == "offline" or not wandb_reachable() else "online"
+            if mode == "offline" and wandb != "offline":
+                print("[knowrl] W&B is not reachable from here: logging offline into "
+                      f"{log_dir}/wandb (upload later with `wandb sync`)", flush=True)
             if mode == "online" and wandb not in ("1", "true", "True"):
                 wandb_lib.login(key=wandb, relogin=True)
             self.wandb = wandb_lib.init(project=wandb_project, name=wandb_run_name or None, config=config,
