@@ -264,6 +264,8 @@ def quiet_libraries(verbose: bool) -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("DS_LOG_LEVEL", "warning")
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    # after a rank dies, the survivors' follow-on errors are already summed up in our one line
+    os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")
     import logging
     import warnings
 

@@ -56,7 +56,31 @@ class ModelGroup:
         try:
             return get_with_timeout(refs, self.timeout, f"{what} ({self.name} group)")
         except ray.exceptions.RayActorError as exc:
+            if isinstance(refs, list):
+                self.dead_rank(refs)   # collect the other ranks' failures too, so none is left unread
             raise RankDied(self.name, self.rank_of(exc), what) from None
+        except ray.exceptions.RayTaskError as exc:
+            # A rank that loses its peer mid-collective fails too (a gloo/NCCL read error), often
+            # before Ray has noticed the dead process: name the dead rank if there is one.
+            dead = self.dead_rank(refs) if isinstance(refs, list) else None
+            if dead is not None:
+                raise RankDied(self.name, dead, what) from None
+            cause = str(getattr(exc, "cause", exc)).strip().splitlines()
+            raise RuntimeError(f"{self.name} group failed while {what}: {cause[-1] if cause else type(exc).__name__}"
+                               ) from exc
+
+    @staticmethod
+    def dead_rank(refs: list, grace_s: float = 15.0) -> int | None:
+        """The first rank (refs are in rank order) whose call ended because its process died."""
+        ray.wait(refs, num_returns=len(refs), timeout=grace_s)
+        for rank, ref in enumerate(refs):
+            try:
+                ray.get(ref, timeout=0)
+            except ray.exceptions.RayActorError:
+                return rank
+            except Exception:  # noqa: BLE001 - other failures and unfinished calls are not deaths
+                continue
+        return None
 
     def rank_of(self, exc: ray.exceptions.RayActorError) -> int | None:
         dead = getattr(exc, "actor_id", None)
