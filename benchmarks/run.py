@@ -206,24 +206,34 @@ def tree_rss_bytes() -> int:
     return total
 
 
-def bench_peer(model_path: str, prompt_texts: list[str], quick: bool) -> dict:
+def bench_peer(model_path: str, prompt_texts: list[str], quick: bool, trl_from: str | None = None) -> dict:
     """Samples/s of our loop (classification through update, introspection excluded: TRL has no
-    such phase) against TRL GRPOTrainer on the same shape."""
+    such phase) against TRL GRPOTrainer on the same shape. `trl_from` reuses the TRL block of an
+    earlier results.json (TRL takes ~15 minutes on SmolLM2 here)."""
     tasks, n, max_tokens, steps = (8, 4, 16, 3) if quick else (16, 4, 64, 3)
     micro = min(4, tasks) * n
     flags = ["--num_iterations", str(steps), "--rollout_batch_size", str(tasks), "--n_samples_per_prompt", str(n),
              "--generate_max_len", str(max_tokens), "--train_batch_size", str(tasks * n),
              "--micro_train_batch_size", str(micro), "--micro_rollout_batch_size", str(micro),
              "--introspection_prompts", "2", "--tasks_per_introspection", "4", "--introspection_max_len", "96",
-             "--init_kl_coef", "1e-4", "--actor_learning_rate", "1e-6"]
+             "--actor_learning_rate", "1e-6",
+             # the algorithm GRPOTrainer runs: group-normalised advantages, k3 KL in the loss, beta 1e-4
+             "--advantage_estimator", "grpo", "--use_kl_loss", "--kl_estimator", "k3", "--init_kl_coef", "1e-4"]
     rows = run_cli(model_path, flags)[1:]
     ours_s = [r["timing/iteration"] - r.get("timing/introspection", 0.0) for r in rows]
     ours = {"framework": "knowrl", "iterations_timed": len(rows), "iteration_s_without_introspection": ours_s,
             "samples_per_step": tasks * n, "samples_per_s": tasks * n * len(rows) / sum(ours_s),
             "mean_completion_tokens": sum(r["train/response_length"] for r in rows) / len(rows),
+            "phases": {k.split("/", 1)[1]: sum(r[k] for r in rows) / len(rows) for k in rows[0]
+                       if k.startswith("timing/") and k != "timing/iteration"},
             "peak_rss_gb": rows[0]["peak_rss_gb"]}
     import importlib.util
 
+    if trl_from:
+        theirs = json.loads(Path(trl_from).read_text())["peer"]["trl"]
+        theirs["reused_from"] = trl_from
+        return {"knowrl": ours, "trl": theirs, "ratio": ours["samples_per_s"] / theirs["samples_per_s"],
+                "goal": ">= 2", "shape": {"tasks": tasks, "n": n, "max_new_tokens": max_tokens}}
     if importlib.util.find_spec("trl") is None:
         return {"knowrl": ours, "trl": None, "note": "trl is not installed: pip install -r requirements-bench.txt"}
     from benchmarks.peer_trl import bench_trl
@@ -268,6 +278,7 @@ def main(argv=None) -> int:
     parser.add_argument("--only", default="rollout,training,iteration,peer",
                         help="comma-separated parts to run: rollout, training, iteration, peer, scaling")
     parser.add_argument("--scaling", action="store_true", help="add the scaling sweeps (long)")
+    parser.add_argument("--trl_from", default=None, help="reuse the TRL numbers of an earlier results.json")
     args = parser.parse_args(argv)
     parts = set(args.only.split(",")) | ({"scaling"} if args.scaling else set())
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -302,7 +313,7 @@ def main(argv=None) -> int:
         results["iteration"] = bench_iteration(model_path, args.quick)
     if "peer" in parts:
         texts = [tokenizer.decode(r) for r in requests]
-        results["peer"] = bench_peer(model_path, texts, args.quick)
+        results["peer"] = bench_peer(model_path, texts, args.quick, args.trl_from)
     if "scaling" in parts:
         results["scaling"] = bench_scaling(model_path, args.quick)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)

@@ -203,6 +203,7 @@ class KnowRLTrainer:
         timer = PhaseTimer(on_phase=self.progress.phase)
         start = time.perf_counter()
 
+        self.reseed_engines(iteration)
         with timer("introspection"):
             tasks, introspection_log = self.introspect(iteration, rng)
         with timer("classification"):
@@ -295,6 +296,19 @@ class KnowRLTrainer:
                 tasks.append(Task(s.task, s.label, s.type, s.reason, s.source))
         return tasks, log
 
+    def reseed_engines(self, iteration: int, only: int | None = None) -> None:
+        """Each engine's sampler starts every iteration from a seed of (run seed, iteration,
+        engine): a resumed run samples what the uninterrupted run sampled. A dead engine is left
+        to `generate`, which restarts it."""
+        for i, engine in enumerate(self.engines):
+            if only is not None and i != only:
+                continue
+            try:
+                get_with_timeout(engine.reseed.remote(self.cfg.seed * 1_000_003 + iteration * 101 + i),
+                                 self.cfg.actor_timeout, f"seeding vLLM engine {i}")
+            except ray.exceptions.RayActorError:
+                pass
+
     def generate(self, prompts: list[list[int]], sampling: dict, n: int, iteration: int) -> list[list[Generation]]:
         """Generate on the engines, retrying after restarting an engine that died."""
         while True:
@@ -321,6 +335,7 @@ class KnowRLTrainer:
             **{**self.engine_args, "seed": self.engine_args["seed"] + 1000 * self.engine_restarts})
         self.weight_metadata = connect_policy_to_engines(self.policy, self.engines, self.cfg.actor_timeout)
         self.sync_weights(iteration)
+        self.reseed_engines(iteration, only=exc.index)
 
     # ------------------------------------------------------------------ 2. classification
     def classify(self, tasks: list[Task], iteration: int) -> list[TaskGroup]:

