@@ -12,7 +12,7 @@ Measures, on one model and one set of requests, and writes `results.json` plus a
    samples per second after a warm-up step; skipped with a note when `trl` is not installed
    (`pip install -r requirements-bench.txt`);
 5. scaling (`--scaling`, not in the default run): iteration time against tasks per iteration,
-   samples per task and policy ranks, weight-sync time against model size, peak RSS.
+   samples per task and policy ranks, weight-sync time, peak memory (PSS of the run's process tree).
 `--quick` uses a tiny random model (under 3 minutes); the default is the embedded SmolLM2-135M.
 `--only rollout,training,iteration,peer,scaling` picks parts.
 """
@@ -176,33 +176,39 @@ def run_cli(model_path: str, flags: list[str]) -> list[dict]:
 
     with tempfile.TemporaryDirectory() as tmp:
         argv = tiny_train_command(model_path, tmp, *flags)
-        proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        peak = 0
-        while proc.poll() is None:
-            peak = max(peak, tree_rss_bytes())
-            time.sleep(0.5)
-        output = proc.stdout.read()
+        log = Path(tmp) / "run.log"
+        with open(log, "w") as out:
+            proc = subprocess.Popen(argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, text=True)
+            peak = 0
+            while proc.poll() is None:
+                peak = max(peak, tree_pss_bytes(proc.pid))
+                time.sleep(0.5)
+        output = log.read_text()
         if proc.returncode:
             raise RuntimeError(f"benchmark run failed ({' '.join(flags)}):\n{output[-3000:]}")
         rows = [json.loads(line) for line in (Path(tmp) / "logs" / "metrics.jsonl").read_text().splitlines()]
     for row in rows:
-        row["peak_rss_gb"] = peak / 1e9
+        row["peak_pss_gb"] = peak / 1e9
     return rows
 
 
-def tree_rss_bytes() -> int:
-    """Resident memory of every process of this user (the CLI, Ray and its actors)."""
+def tree_pss_bytes(pid: int) -> int:
+    """Proportional set size of a process and all its descendants (the CLI, the Ray processes it
+    started and their actors): shared pages are split between the processes that map them."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
     total = 0
-    uid = os.getuid()
-    for pid in filter(str.isdigit, os.listdir("/proc")):
+    for p in procs:
         try:
-            with open(f"/proc/{pid}/status") as f:
-                status = f.read()
-        except OSError:
+            with open(f"/proc/{p.pid}/smaps_rollup") as f:
+                total += next(int(line.split()[1]) for line in f if line.startswith("Pss:")) * 1024
+        except (OSError, StopIteration):
             continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        if int(fields.get("Uid", "-1").split()[0]) == uid and pid != str(os.getpid()):
-            total += int(fields.get("VmRSS", "0 kB").split()[0]) * 1024
     return total
 
 
@@ -226,7 +232,7 @@ def bench_peer(model_path: str, prompt_texts: list[str], quick: bool, trl_from: 
             "mean_completion_tokens": sum(r["train/response_length"] for r in rows) / len(rows),
             "phases": {k.split("/", 1)[1]: sum(r[k] for r in rows) / len(rows) for k in rows[0]
                        if k.startswith("timing/") and k != "timing/iteration"},
-            "peak_rss_gb": rows[0]["peak_rss_gb"]}
+            "peak_pss_gb": rows[0]["peak_pss_gb"]}
     import importlib.util
 
     if trl_from:
@@ -266,7 +272,7 @@ def bench_scaling(model_path: str, quick: bool) -> dict:
             "iteration_s": sum(r["timing/iteration"] for r in rows) / len(rows),
             "weight_sync_s": sum(r.get("timing/weight_sync", 0.0) for r in rows) / len(rows),
             "samples": shape["rollout_batch_size"] * shape["n_samples_per_prompt"],
-            "peak_rss_gb": rows[0]["peak_rss_gb"]}
+            "peak_pss_gb": rows[0]["peak_pss_gb"]}
         print(f"scaling {key}: {results[key]}", flush=True)
     return results
 
@@ -346,7 +352,7 @@ def print_table(results: dict) -> None:
         print(line)
     for key, row in results.get("scaling", {}).items():
         print(f"scaling   {key:<28} iteration {row['iteration_s']:.1f}s, weight sync {row['weight_sync_s']:.2f}s, "
-              f"peak RSS {row['peak_rss_gb']:.1f} GB")
+              f"peak PSS {row['peak_pss_gb']:.1f} GB")
 
 
 if __name__ == "__main__":

@@ -168,7 +168,7 @@ def _subset_stats(rows: list[dict], idx: list[int]) -> dict:
 def compare_records(rows_a: list[dict], rows_b: list[dict], *, n_boot: int = 1000, seed: int = 0) -> dict:
     """Per benchmark, each metric of A and B, ``diff`` = B - A and a paired bootstrap 95% CI.
     Items must match (same benchmark, task and gold, same order). Intrinsic rows are not
-    paired (each model writes its own tasks), so intrinsic metrics are listed side by side only."""
+    paired (each model writes its own tasks): their differences get an unpaired bootstrap CI."""
     ga, gb = group_records(rows_a), group_records(rows_b)
     out: dict = {"benchmarks": {}, "n_boot": n_boot, "seed": seed, "diff": "B - A"}
     for name, ra in ga.items():
@@ -197,9 +197,12 @@ def compare_records(rows_a: list[dict], rows_b: list[dict], *, n_boot: int = 100
             rows_ia, rows_ib = ga[INTRINSIC], gb[INTRINSIC]
             rates = keys[1:]
 
+            def intrinsic_only(rows):
+                return intrinsic_metrics([r["gold"] for r in rows], _labels(rows), [r.get("type") for r in rows])
+
             def diff(idx_a, idx_b):
-                a = score_intrinsic([rows_ia[i] for i in idx_a])
-                b = score_intrinsic([rows_ib[i] for i in idx_b])
+                a = intrinsic_only([rows_ia[i] for i in idx_a])
+                b = intrinsic_only([rows_ib[i] for i in idx_b])
                 return {k: b[k] - a[k] if a[k] is not None and b[k] is not None else None for k in rates}
 
             boot = M.unpaired_bootstrap(len(rows_ia), len(rows_ib), diff, n_boot=n_boot, seed=seed)

@@ -302,6 +302,12 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print("[knowrl] dry run: flags, files and layout are valid; not starting Ray", flush=True)
         return 0
+    if cfg.packing_samples:
+        from openrlhf.trainer.model_worker import attention_backend
+
+        if attention_backend(cfg.flash_attn) != "flash_attention_2":
+            print("[knowrl] note: --packing_samples without flash-attn uses SDPA with a dense block-diagonal "
+                  "mask over each packed row; expect no speed-up (see benchmarks/README.md)", flush=True)
     os.makedirs(cfg.log_dir, exist_ok=True)
     with open(os.path.join(cfg.log_dir, "config.json"), "w") as f:
         argv = mask_secrets(sys.argv)

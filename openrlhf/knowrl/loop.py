@@ -222,7 +222,7 @@ class KnowRLTrainer:
             with timer("update"):
                 train_stats = self.update(experience, rng)
             with timer("weight_sync"):
-                self.sync_weights(iteration)
+                self.sync_weights(iteration, updated=True)
         for g in groups:
             if g.task.source == "generated":
                 g.joined_pool = self.pool.offer(g.task.text, g.majority, g.agreement, iteration,
@@ -317,16 +317,18 @@ class KnowRLTrainer:
             except EngineDied as exc:
                 self.restart_engine(exc, iteration)
 
-    def restart_engine(self, exc: EngineDied, iteration: int) -> None:
+    def restart_engine(self, exc: EngineDied, iteration: int, can_checkpoint: bool = True) -> None:
         """Replace a dead engine (up to --max_engine_restarts over the run): a new actor on the
         same node, a new weight-sync group, the current weights. Past the limit, checkpoint the
-        last complete iteration and stop."""
+        last complete iteration (when the policy still holds exactly its state) and stop."""
         if self.engine_restarts >= self.cfg.max_engine_restarts:
-            if iteration > 1:
+            if can_checkpoint and iteration > 1:
                 self.save_checkpoint(iteration - 1)
+                saved = "the last complete iteration is checkpointed"
+            else:
+                saved = "the newest complete checkpoint in --ckpt_path is where it resumes"
             raise RuntimeError(f"{exc}; {self.engine_restarts} restart(s) already used (--max_engine_restarts "
-                               f"{self.cfg.max_engine_restarts}); the last complete iteration is checkpointed: "
-                               f"resume with --load_checkpoint") from exc
+                               f"{self.cfg.max_engine_restarts}); {saved}: resume with --load_checkpoint") from exc
         self.engine_restarts += 1
         print(f"[knowrl] {exc}: restarting it ({self.engine_restarts}/{self.cfg.max_engine_restarts})", flush=True)
         ray.kill(self.engines[exc.index], no_restart=True)
@@ -442,12 +444,14 @@ class KnowRLTrainer:
         }
 
     # ------------------------------------------------------------------ 8. weight sync
-    def sync_weights(self, iteration: int) -> None:
+    def sync_weights(self, iteration: int, updated: bool = False) -> None:
+        """`updated`: the policy already holds this iteration's update, so it no longer matches
+        the end of iteration - 1 and must not be checkpointed under that name."""
         try:
             broadcast_policy_to_engines(self.policy, self.engines, self.weight_metadata,
                                         self.cfg.weight_sync_bucket_mb * 2**20, self.cfg.actor_timeout)
         except EngineDied as exc:
-            self.restart_engine(exc, iteration)   # the restart ends with a full sync
+            self.restart_engine(exc, iteration, can_checkpoint=not updated)   # the restart ends with a full sync
 
     # ------------------------------------------------------------------ 9. records and checkpoints
     def write_records(self, iteration: int, groups: list[TaskGroup], introspection_log: list[dict]) -> None:

@@ -56,9 +56,10 @@ class ModelGroup:
         try:
             return get_with_timeout(refs, self.timeout, f"{what} ({self.name} group)")
         except ray.exceptions.RayActorError as exc:
-            if isinstance(refs, list):
-                self.dead_rank(refs)   # collect the other ranks' failures too, so none is left unread
-            raise RankDied(self.name, self.rank_of(exc), what) from None
+            # dead_rank also collects the other ranks' failures, so none is left unread
+            fallback = self.dead_rank(refs) if isinstance(refs, list) else None
+            rank = self.rank_of(exc)
+            raise RankDied(self.name, rank if rank is not None else fallback, what) from None
         except ray.exceptions.RayTaskError as exc:
             # A rank that loses its peer mid-collective fails too (a gloo/NCCL read error), often
             # before Ray has noticed the dead process: name the dead rank if there is one.

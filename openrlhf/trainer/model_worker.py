@@ -53,7 +53,9 @@ def packed_response_logprobs(model, sequences: torch.Tensor, attention_mask: tor
     back to back, with position ids restarting at 0 per sequence and no attention mask, which HF
     models read as packed sequences (flash-attention's varlen kernel, or a block-diagonal mask
     for SDPA), so no compute goes to padding. Only the positions that predict response tokens
-    reach the vocabulary projection.
+    reach the vocabulary projection. Every row needs a non-empty prompt (the loop's always have one).
+    Without flash-attention the block-diagonal mask is dense in the packed length, so packing
+    pays off only with flash-attn's varlen kernel.
     """
     batch, width = sequences.shape
     device = sequences.device
@@ -63,9 +65,11 @@ def packed_response_logprobs(model, sequences: torch.Tensor, attention_mask: tor
     response_lengths = real[:, prompt_width:].sum(1)
     starts = lengths.cumsum(0) - lengths
     packed = sequences[real].unsqueeze(0)
-    positions = torch.cat([torch.arange(int(n), device=device) for n in lengths]).unsqueeze(0)
+    # one device-to-host copy for the per-row loops below, not one per row
+    lengths_host, response_host = lengths.tolist(), response_lengths.tolist()
+    positions = torch.cat([torch.arange(n, device=device) for n in lengths_host]).unsqueeze(0)
     rows = torch.repeat_interleave(torch.arange(batch, device=device), response_lengths)
-    cols = torch.cat([torch.arange(int(n), device=device) for n in response_lengths])
+    cols = torch.cat([torch.arange(n, device=device) for n in response_host])
     # the token at packed index i is predicted by the logits at i - 1
     predictors = (starts + lengths - response_lengths - 1).repeat_interleave(response_lengths) + cols
     logits = model(input_ids=packed, position_ids=positions, attention_mask=None, logits_to_keep=predictors,

@@ -18,6 +18,8 @@ def get_with_timeout(refs, timeout: float, what: str):
 
     single = not isinstance(refs, list)
     pending = [refs] if single else list(refs)
+    position = {ref: i for i, ref in enumerate(pending)}
+    results: list = [None] * len(pending)
     deadline = time.monotonic() + timeout
     while pending:
         ready, pending = ray.wait(pending, num_returns=1, timeout=max(0.0, deadline - time.monotonic()))
@@ -26,5 +28,6 @@ def get_with_timeout(refs, timeout: float, what: str):
                 f"timed out after {timeout:.0f}s {what}: an actor is stuck or could not be scheduled "
                 f"(check `ray status` for free resources)"
             )
-        ray.get(ready)
-    return ray.get(refs)
+        for ref in ready:
+            results[position[ref]] = ray.get(ref)
+    return results[0] if single else results
