@@ -41,6 +41,9 @@ from openrlhf.utils.memory_plan import estimate_memory, model_size_from_config
 QWEN05B = dict(model_type="qwen2", hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
                num_attention_heads=14, num_key_value_heads=2, vocab_size=151936, max_position_embeddings=4096,
                tie_word_embeddings=True, rms_norm_eps=1e-6, rope_theta=1000000.0)
+# Qwen2.5-3B's shape (3.1B parameters, tied embeddings)
+QWEN3B = dict(QWEN05B, hidden_size=2048, intermediate_size=11008, num_hidden_layers=36, num_attention_heads=16,
+              num_key_value_heads=2)
 TINY = dict(QWEN05B, hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
             num_key_value_heads=2, vocab_size=1024)
 
@@ -253,7 +256,7 @@ def planned_policy_gib(shape: dict, args, zero_stage: int, adam_offload: bool) -
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", default="gpu_smoke.json", help="where to write the JSON results")
-    parser.add_argument("--shape", choices=("qwen0.5b", "tiny"), default="qwen0.5b",
+    parser.add_argument("--shape", choices=("qwen0.5b", "qwen3b", "tiny"), default="qwen0.5b",
                         help="model shape built with random weights")
     parser.add_argument("--micro_batch", type=int, default=2, help="sequences per micro-batch")
     parser.add_argument("--micro_batches", type=int, default=4, help="micro-batches per optimizer step")
@@ -276,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     import transformers
 
     device = torch.device("cuda")
-    shape = QWEN05B if args.shape == "qwen0.5b" else TINY
+    shape = {"qwen0.5b": QWEN05B, "qwen3b": QWEN3B, "tiny": TINY}[args.shape]
     result: dict = {
         "date": time.strftime("%Y-%m-%d"),
         "device": torch.cuda.get_device_name(0),

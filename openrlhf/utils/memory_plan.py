@@ -30,6 +30,12 @@ Assumptions (all rough; real usage also depends on the allocator, the kernels an
   weights take params x bytes / TP and the rest is KV cache (vLLM's own activation workspace and
   CUDA graphs also come out of it and are not split out here). KV bytes per token =
   2 (K and V) x layers x kv_heads x head_dim x bytes / TP.
+* In bf16, DeepSpeed also holds an fp32 copy of the gradients (4 bytes/param, sharded like the
+  optimizer states) during the optimizer step; activations and logits are gone by then, so the
+  policy total counts the larger of the two, not both. Checked on one H100 (benchmarks/README.md,
+  "GPU smoke", one rank, seed-README shapes): the measured ZeRO-2 peaks of a 0.5B and a 3B
+  Qwen2-shaped model were 1 % and 8 % above this total (DeepSpeed's communication buckets and
+  fragmentation are not counted); with `adam_offload` the total was 12 % and 36 % above the peak.
 * Every role adds `RUNTIME_OVERHEAD_GIB` for the CUDA context, NCCL buffers and fragmentation.
 * With a colocated plan the roles share each GPU, so their totals are added up and that sum is
   compared with `gpu_memory_gib`. On a CPU plan the figures are RAM per process (vLLM's KV cache
@@ -117,10 +123,15 @@ class RoleMemory:
     name: str                               # "policy", "reference" or "vllm"
     items: tuple[tuple[str, float], ...]    # (what, GiB per GPU)
     world: int                              # ranks (policy/reference) or TP (vllm) the role is spread over
+    # groups of items never alive at the same time: the total counts only the largest group
+    exclusive: tuple[tuple[str, ...], ...] = ()
 
     @property
     def total_gib(self) -> float:
-        return sum(v for _, v in self.items)
+        grouped = {name for group in self.exclusive for name in group}
+        values = dict(self.items)
+        always = sum(v for k, v in self.items if k not in grouped)
+        return always + max((sum(values[k] for k in group) for group in self.exclusive), default=0.0)
 
     def item(self, what: str) -> float:
         return dict(self.items)[what]
@@ -221,9 +232,16 @@ def estimate_memory(size: ModelSize, cfg, plan=None, gpu_memory_gib: float = 80.
                         else size.layers * ACTIVATION_VALUES_PER_LAYER)
     activations = micro * seq * size.hidden * value_bytes * values_per_token
     logits = micro * logit_cols * size.vocab * 4 * LOGITS_COPIES
+    # bf16 mixed precision: DeepSpeed copies the gradients to fp32 for the optimizer step (sharded
+    # from stage 1 on; on the CPU with --adam_offload). It exists while the step runs, when the
+    # activations and logits of the last micro-batch are already freed.
+    fp32_grads = 0.0 if value_bytes == 4 or getattr(cfg, "adam_offload", False) else \
+        p * 4 / (world if stage >= 1 else 1)
     roles = [RoleMemory("policy", (("weights", weights / GIB), ("gradients", grads / GIB),
                                    ("optimizer", optim / GIB), ("activations", activations / GIB),
-                                   ("logits", logits / GIB), ("runtime", RUNTIME_OVERHEAD_GIB)), world)]
+                                   ("logits", logits / GIB), ("fp32 gradients", fp32_grads / GIB),
+                                   ("runtime", RUNTIME_OVERHEAD_GIB)), world,
+                        exclusive=(("activations", "logits"), ("fp32 gradients",)))]
 
     if _needs_reference(cfg, plan):
         ref_world = _world(plan, cfg, "reference")
