@@ -21,7 +21,7 @@ run=${RUN_DIR:-runs/reproduce}
 mkdir -p "$run"
 
 if [ "${FOREGROUND:-0}" != "1" ]; then
-    FOREGROUND=1 nohup bash "$0" "$@" >>"$run/reproduce.log" 2>&1 &
+    FOREGROUND=1 nohup bash "$root/scripts/reproduce_cpu.sh" "$@" >>"$run/reproduce.log" 2>&1 &
     echo "reproduce_cpu.sh: running in the background (pid $!); log: $run/reproduce.log"
     echo "  follow it with: tail -f $run/reproduce.log    (run this script again to resume)"
     exit 0
@@ -35,9 +35,12 @@ echo "[reproduce] $(date -u '+%Y-%m-%d %H:%M:%S') start in $run"
 
 $py -m evaluation.splits materialize "$run/splits"
 
-pool_flags=()
-if [ "${POOL:-1}" = "0" ]; then pool_flags=(--pool_max_size 0); fi
-if [ ! -f "$run/model/config.json" ]; then
+extra_flags=()
+if [ "${POOL:-1}" = "0" ]; then extra_flags+=(--pool_max_size 0); fi
+# GRPO puts the KL term in the loss (the CLI refuses KL in the reward with grpo)
+if [ "${ESTIMATOR:-reinforce}" = "grpo" ]; then extra_flags+=(--use_kl_loss --kl_estimator k3); fi
+# the tokenizer is the last file the HF export writes: its presence means training finished
+if [ ! -f "$run/model/tokenizer_config.json" ]; then
     # shellcheck disable=SC2086
     $py -m openrlhf.cli.train_knowrl \
       --num_iterations 10000 --max_train_minutes "${TRAIN_MINUTES:-60}" \
@@ -48,7 +51,7 @@ if [ ! -f "$run/model/config.json" ]; then
       --train_batch_size 24 --micro_train_batch_size 6 --micro_rollout_batch_size 12 \
       --temperature "${TEMPERATURE:-1.0}" --actor_learning_rate "${LR:-1e-6}" --init_kl_coef "${KL:-1e-2}" \
       --min_group_reward 0.2 --max_group_reward 0.9 --seed "${SEED:-42}" \
-      --save_steps 1 --max_ckpt_num 2 --load_checkpoint "${pool_flags[@]}" ${EXTRA:-} \
+      --save_steps 1 --max_ckpt_num 2 --load_checkpoint ${extra_flags[@]+"${extra_flags[@]}"} ${EXTRA:-} \
       --save_path "$run/model" --ckpt_path "$run/ckpt" --log_dir "$run/logs"
 fi
 
