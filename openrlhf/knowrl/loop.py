@@ -173,6 +173,7 @@ class KnowRLTrainer:
     def fit(self) -> list[dict]:
         history = []
         self.train_seconds = 0.0
+        self.stop_after_iteration: str | None = None
         done = self.resume() if self.cfg.load_checkpoint else 0
         self.progress = RunProgress(self.cfg.num_iterations, done)
         iteration = done + 1
@@ -180,9 +181,12 @@ class KnowRLTrainer:
             start = time.perf_counter()
             history.append(self.run_iteration(iteration))
             self.train_seconds += time.perf_counter() - start
-            last = iteration == self.cfg.num_iterations or self.out_of_time()
+            last = iteration == self.cfg.num_iterations or self.out_of_time() or self.stop_after_iteration
             if last or (self.cfg.save_steps > 0 and iteration % self.cfg.save_steps == 0):
                 self.save_checkpoint(iteration)
+            if self.stop_after_iteration:
+                raise RuntimeError(f"{self.stop_after_iteration}; the last complete iteration is checkpointed: "
+                                   f"resume with --load_checkpoint")
             if self.out_of_time() and iteration < self.cfg.num_iterations:
                 print(f"[knowrl] --max_train_minutes {self.cfg.max_train_minutes:g} reached after iteration "
                       f"{iteration} ({self.train_seconds / 60:.1f} min of iterations)", flush=True)
@@ -322,13 +326,16 @@ class KnowRLTrainer:
         same node, a new weight-sync group, the current weights. Past the limit, checkpoint the
         last complete iteration (when the policy still holds exactly its state) and stop."""
         if self.engine_restarts >= self.cfg.max_engine_restarts:
-            if can_checkpoint and iteration > 1:
+            message = (f"{exc}; {self.engine_restarts} restart(s) already used (--max_engine_restarts "
+                       f"{self.cfg.max_engine_restarts})")
+            if not can_checkpoint:
+                # The update is done: finish this iteration's records, checkpoint it, then stop (fit).
+                self.stop_after_iteration = message
+                return
+            if iteration > 1:
                 self.save_checkpoint(iteration - 1)
-                saved = "the last complete iteration is checkpointed"
-            else:
-                saved = "the newest complete checkpoint in --ckpt_path is where it resumes"
-            raise RuntimeError(f"{exc}; {self.engine_restarts} restart(s) already used (--max_engine_restarts "
-                               f"{self.cfg.max_engine_restarts}); {saved}: resume with --load_checkpoint") from exc
+            raise RuntimeError(f"{message}; the last complete iteration is checkpointed: resume with "
+                               f"--load_checkpoint") from exc
         self.engine_restarts += 1
         print(f"[knowrl] {exc}: restarting it ({self.engine_restarts}/{self.cfg.max_engine_restarts})", flush=True)
         ray.kill(self.engines[exc.index], no_restart=True)
