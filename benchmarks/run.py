@@ -212,10 +212,12 @@ def tree_pss_bytes(pid: int) -> int:
     return total
 
 
-def bench_peer(model_path: str, prompt_texts: list[str], quick: bool, trl_from: str | None = None) -> dict:
+def bench_peer(model_path: str, prompt_texts: list[str], quick: bool, trl_from: str | None = None,
+               share_prompt_prefix: bool = True) -> dict:
     """Samples/s of our loop (classification through update, introspection excluded: TRL has no
     such phase) against TRL GRPOTrainer on the same shape. `trl_from` reuses the TRL block of an
-    earlier results.json (TRL takes ~15 minutes on SmolLM2 here)."""
+    earlier results.json (TRL takes ~15 minutes on SmolLM2 here). Our side scores and trains each
+    task's prompt once for its n answers (`--share_prompt_prefix`, exact) unless told not to."""
     tasks, n, max_tokens, steps = (8, 4, 16, 3) if quick else (16, 4, 64, 3)
     micro = min(4, tasks) * n
     flags = ["--num_iterations", str(steps), "--rollout_batch_size", str(tasks), "--n_samples_per_prompt", str(n),
@@ -225,9 +227,11 @@ def bench_peer(model_path: str, prompt_texts: list[str], quick: bool, trl_from: 
              "--actor_learning_rate", "1e-6",
              # the algorithm GRPOTrainer runs: group-normalised advantages, k3 KL in the loss, beta 1e-4
              "--advantage_estimator", "grpo", "--use_kl_loss", "--kl_estimator", "k3", "--init_kl_coef", "1e-4"]
+    if share_prompt_prefix:
+        flags.append("--share_prompt_prefix")
     rows = run_cli(model_path, flags)[1:]
     ours_s = [r["timing/iteration"] - r.get("timing/introspection", 0.0) for r in rows]
-    ours = {"framework": "knowrl", "iterations_timed": len(rows), "iteration_s_without_introspection": ours_s,
+    ours = {"framework": "knowrl", "share_prompt_prefix": share_prompt_prefix, "iterations_timed": len(rows), "iteration_s_without_introspection": ours_s,
             "samples_per_step": tasks * n, "samples_per_s": tasks * n * len(rows) / sum(ours_s),
             "mean_completion_tokens": sum(r["train/response_length"] for r in rows) / len(rows),
             "phases": {k.split("/", 1)[1]: sum(r[k] for r in rows) / len(rows) for k in rows[0]
@@ -285,6 +289,8 @@ def main(argv=None) -> int:
                         help="comma-separated parts to run: rollout, training, iteration, peer, scaling")
     parser.add_argument("--scaling", action="store_true", help="add the scaling sweeps (long)")
     parser.add_argument("--trl_from", default=None, help="reuse the TRL numbers of an earlier results.json")
+    parser.add_argument("--no_share_prompt_prefix", action="store_true",
+                        help="peer: run our side with the padded layout (every answer recomputes its prompt)")
     args = parser.parse_args(argv)
     parts = set(args.only.split(",")) | ({"scaling"} if args.scaling else set())
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -319,7 +325,7 @@ def main(argv=None) -> int:
         results["iteration"] = bench_iteration(model_path, args.quick)
     if "peer" in parts:
         texts = [tokenizer.decode(r) for r in requests]
-        results["peer"] = bench_peer(model_path, texts, args.quick, args.trl_from)
+        results["peer"] = bench_peer(model_path, texts, args.quick, args.trl_from, not args.no_share_prompt_prefix)
     if "scaling" in parts:
         results["scaling"] = bench_scaling(model_path, args.quick)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,9 @@
 # per iteration) with the iteration time spent so far carried over, and evaluation steps whose
 # results exist are reused. Knobs for the controls: REWARD (consensus, generation_label, random),
 # ESTIMATOR (reinforce, reinforce_baseline, grpo), POOL=0 (no pool growth), LR, KL, N, TEMPERATURE,
-# SEED, EXTRA (more flags).
+# SEED, ITERATIONS (a fixed number of iterations instead of the time budget: the controls use the
+# main run's count, so a busier machine changes their wall time, not their amount of training),
+# EXTRA (more flags).
 # Needs the benchmarks: KNOWRL_BENCHMARKS_DIR (default ../shared/benchmarks) with selfaware/ kuq/.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -43,7 +45,7 @@ if [ "${ESTIMATOR:-reinforce}" = "grpo" ]; then extra_flags+=(--use_kl_loss --kl
 if [ ! -f "$run/model/tokenizer_config.json" ]; then
     # shellcheck disable=SC2086
     $py -m openrlhf.cli.train_knowrl \
-      --num_iterations 10000 --max_train_minutes "${TRAIN_MINUTES:-60}" \
+      --num_iterations "${ITERATIONS:-10000}" --max_train_minutes "${TRAIN_MINUTES:-60}" \
       --reward_func "${REWARD:-consensus}" --advantage_estimator "${ESTIMATOR:-reinforce}" \
       --rollout_batch_size 8 --n_samples_per_prompt "${N:-6}" \
       --introspection_prompts 4 --tasks_per_introspection 4 \

@@ -94,6 +94,7 @@ CASES = {
     "zero rollout batch": (lambda t: ["--rollout_batch_size", "0"], "--rollout_batch_size must be at least 1"),
     "negative time budget": (lambda t: ["--max_train_minutes", "-5"], "--max_train_minutes must be 0"),
     "adam offload without a GPU": (lambda t: ["--adam_offload"], "there is no GPU here"),
+    "packing and prompt sharing together": (lambda t: ["--packing_samples", "--share_prompt_prefix"], "pick one"),
 }
 
 

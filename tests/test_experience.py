@@ -35,15 +35,22 @@ def test_select_rows():
     assert "ref_logp" not in rows
 
 
+@pytest.mark.parametrize("contiguous", [False, True])
 @pytest.mark.parametrize("items,world,micro", [(7, 2, 2), (1, 2, 4), (8, 2, 2), (5, 3, 1), (0, 2, 2)])
-def test_rank_micro_batches_cover_items_once_with_equal_counts(items, world, micro):
-    plan = rank_micro_batches(items, world, micro)
+def test_rank_micro_batches_cover_items_once_with_equal_counts(items, world, micro, contiguous):
+    plan = rank_micro_batches(items, world, micro, contiguous)
     assert len(plan) == world
     counts = {len(rank) for rank in plan}
     assert len(counts) == 1, "every rank must run the same number of micro-batches"
     flat = [i for rank in plan for mb in rank for i in mb]
     assert sorted(flat) == list(range(items))
     assert all(len(mb) <= micro for rank in plan for mb in rank)
+
+
+def test_contiguous_dealing_keeps_neighbours_together():
+    # 3 tasks x 4 answers on 2 ranks: each rank's micro-batches hold whole tasks where they fit
+    assert rank_micro_batches(12, 2, 4, contiguous=True) == [[[0, 1, 2, 3], [4, 5]], [[6, 7, 8, 9], [10, 11]]]
+    assert rank_micro_batches(12, 2, 4)[0][0] == [0, 2, 4, 6]
 
 
 def test_optimizer_steps_last_step_smaller():

@@ -1,6 +1,6 @@
 """Faults during a run: a vLLM engine process killed with SIGKILL is named, restarted, re-synced
 and the run completes; with no restarts allowed the run stops with one clear error line and a
-checkpoint of the last complete iteration."""
+checkpoint of the last complete iteration; a killed policy rank is named at once."""
 
 import json
 import os
@@ -13,25 +13,57 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ITERATIONS = 12
 
 
-def run_and_kill_engine(tmp_path, *extra):
-    from tiny_model import build_tiny_model, tiny_train_command
+class TinyRun:
+    """A tiny training run in a subprocess. Its output goes to files, not pipes: a pipe nobody
+    reads while we wait for the first iteration could fill up and stall the run."""
 
-    model = build_tiny_model(tmp_path / "tiny")
-    out = tmp_path / "run"
+    def __init__(self, tmp_path, *flags):
+        from tiny_model import build_tiny_model, tiny_train_command
+
+        model = build_tiny_model(tmp_path / "tiny")
+        self.out = tmp_path / "run"
+        self.stdout_path, self.stderr_path = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+        with open(self.stdout_path, "w") as stdout, open(self.stderr_path, "w") as stderr:
+            self.proc = subprocess.Popen(tiny_train_command(model, self.out, *flags), cwd=ROOT, stdout=stdout,
+                                         stderr=stderr, text=True, start_new_session=True)
+
+    def wait_for_first_iteration(self, timeout=600):
+        metrics = self.out / "logs" / "metrics.jsonl"
+        deadline = time.time() + timeout
+        while not (metrics.exists() and metrics.read_text().strip()):
+            assert self.proc.poll() is None, self.stderr_path.read_text()[-3000:]
+            assert time.time() < deadline, "no iteration finished in time"
+            time.sleep(0.02)
+
+    def actor_pids(self, actor_class: str) -> list[int]:
+        """Processes of this run's Ray actors of one class. Only descendants of this run count:
+        a name match across the machine would also hit any other KnowRL run going on here."""
+        import psutil
+
+        pids = []
+        for child in psutil.Process(self.proc.pid).children(recursive=True):
+            try:
+                if f"ray::{actor_class}" in " ".join(child.cmdline()):
+                    pids.append(child.pid)
+            except psutil.Error:  # exited while we looked
+                pass
+        return pids
+
+    def finish(self, timeout):
+        self.proc.wait(timeout=timeout)
+        return self.proc.returncode, self.stdout_path.read_text(), self.stderr_path.read_text()
+
+
+def run_and_kill_engine(tmp_path, *extra):
     # tiny iterations take well under a second: enough of them that the kill lands mid-run
-    argv = tiny_train_command(model, out, "--num_iterations", str(ITERATIONS), "--actor_timeout", "300", *extra)
-    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    metrics = out / "logs" / "metrics.jsonl"
-    deadline = time.time() + 600
-    while not (metrics.exists() and metrics.read_text().strip()):
-        assert proc.poll() is None, proc.communicate()[1][-3000:]
-        assert time.time() < deadline
-        time.sleep(0.02)
+    run = TinyRun(tmp_path, "--num_iterations", str(ITERATIONS), "--actor_timeout", "300", *extra)
+    run.wait_for_first_iteration()
     # The engine process is named by Ray after its actor class.
-    subprocess.run(["pkill", "-9", "-f", "ray::LLMEngineActor"], check=True)
-    stdout, stderr = proc.communicate(timeout=900)
-    return proc.returncode, stdout, stderr, out
+    engines = run.actor_pids("LLMEngineActor")
+    assert engines, "no engine process found under the run"
+    for pid in engines:
+        os.kill(pid, 9)
+    return (*run.finish(timeout=900), run.out)
 
 
 def test_killed_engine_is_restarted_and_the_run_completes(tmp_path):
@@ -58,29 +90,18 @@ def test_no_restarts_left_stops_with_a_checkpoint_and_one_line(tmp_path):
 def test_killed_policy_rank_is_named_within_bounded_time(tmp_path):
     """A policy rank's process dies (SIGKILL): the other rank may sit in a collective waiting for
     it, yet the run stops at once with one line naming the rank, not at the actor timeout."""
-    from tiny_model import build_tiny_model, tiny_train_command
-
-    model = build_tiny_model(tmp_path / "tiny")
-    out = tmp_path / "run"
     # two policy ranks and no reference (no KL), so every ModelWorker process is a policy rank
-    argv = tiny_train_command(model, out, "--num_iterations", "40", "--actor_num_gpus_per_node", "2",
-                              "--init_kl_coef", "0", "--save_steps", "1", "--actor_timeout", "600")
-    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    metrics = out / "logs" / "metrics.jsonl"
-    deadline = time.time() + 600
-    while not (metrics.exists() and metrics.read_text().strip()):
-        assert proc.poll() is None, proc.communicate()[1][-3000:]
-        assert time.time() < deadline
-        time.sleep(0.02)
-    victim = subprocess.run(["pgrep", "-f", "ray::ModelWorker"], capture_output=True, text=True).stdout.split()[0]
+    run = TinyRun(tmp_path, "--num_iterations", "40", "--actor_num_gpus_per_node", "2",
+                  "--init_kl_coef", "0", "--save_steps", "1", "--actor_timeout", "600")
+    run.wait_for_first_iteration()
+    victim = run.actor_pids("ModelWorker")[0]
     killed_at = time.time()
-    os.kill(int(victim), 9)
-    stdout, stderr = proc.communicate(timeout=600)
-    assert proc.returncode == 1, stdout[-3000:] + stderr[-3000:]
+    os.kill(victim, 9)
+    code, stdout, stderr = run.finish(timeout=600)
+    assert code == 1, stdout[-3000:] + stderr[-3000:]
     assert time.time() - killed_at < 120, "the dead rank should be noticed long before --actor_timeout"
     last = stderr.strip().splitlines()[-1]
     assert last.startswith("knowrl-train: error: policy rank") and "died" in last, stderr[-2000:]
     assert "--load_checkpoint" in last
     assert "Traceback" not in stderr
-    assert complete_checkpoints(str(out / "ckpt")), "the per-iteration checkpoints before the kill remain usable"
+    assert complete_checkpoints(str(run.out / "ckpt")), "the per-iteration checkpoints before the kill remain usable"

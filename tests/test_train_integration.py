@@ -71,17 +71,19 @@ def tiny_model(tmp_path_factory):
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
 
 
-def test_two_iterations_zero2_two_ranks(tmp_path, tiny_model):
-    out, stdout = run_training(tmp_path, tiny_model, "--zero_stage", "2")
+def test_two_iterations_zero2_two_ranks_packed(tmp_path, tiny_model):
+    out, stdout = run_training(tmp_path, tiny_model, "--zero_stage", "2", "--packing_samples")
     check_run(out, stdout, tiny_model)
     metrics = [json.loads(line) for line in (out / "logs" / "metrics.jsonl").read_text().splitlines()]
     assert all(m["train/old_logprobs_scored"] == 1.0 for m in metrics), "KL in the reward needs π_old"
     assert "Initializing a V1 LLM engine" not in stdout, "vLLM's start-up log should be quiet without --verbose"
 
 
-def test_two_iterations_zero3_grpo_kl_loss_packed(tmp_path, tiny_model):
-    # 16 samples in one optimizer step with KL in the loss: the old-log-prob pass is skipped
-    out, stdout = run_training(tmp_path, tiny_model, "--zero_stage", "3", "--packing_samples",
+def test_two_iterations_zero3_grpo_kl_loss_shared_prompts(tmp_path, tiny_model):
+    # 16 samples in one optimizer step with KL in the loss: the old-log-prob pass is skipped.
+    # Prompt sharing runs two forwards (prompt, then answers) before one backward: ZeRO-3 must
+    # gather and release its partitioned weights for both.
+    out, stdout = run_training(tmp_path, tiny_model, "--zero_stage", "3", "--share_prompt_prefix",
                                "--train_batch_size", "16", "--advantage_estimator", "grpo",
                                "--use_kl_loss", "--init_kl_coef", "0.01", "--kl_estimator", "k3",
                                "--use_tensorboard", str(tmp_path / "tb"), "--verbose")

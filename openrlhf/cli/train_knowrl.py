@@ -162,6 +162,9 @@ def validate(cfg: KnowRLConfig):
     if use_gpu:
         need(not cfg.colocate_all_models, "--colocate_all_models is not implemented yet (each rank and engine takes a "
                                           "GPU of its own): drop the flag and size the layout to your GPUs")
+    need(not (cfg.packing_samples and cfg.share_prompt_prefix),
+         "--packing_samples and --share_prompt_prefix are two ways to skip repeated work in scoring and training; "
+         "pick one (packing with flash-attn on GPUs, prompt sharing on CPUs or without flash-attn)")
     if cfg.adam_offload:
         need(use_gpu, "--adam_offload moves optimizer states from GPU to CPU memory, and there is no GPU here: "
                       "drop the flag")

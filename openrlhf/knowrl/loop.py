@@ -130,7 +130,7 @@ class KnowRLTrainer:
         self.engines = create_vllm_engines(cfg.vllm_num_engines, node_ids=self.engine_nodes, **self.engine_args)
         common = dict(zero_stage=cfg.zero_stage, bf16=cfg.bf16, seed=cfg.seed,
                       trust_remote_code=cfg.trust_remote_code, flash_attn=cfg.flash_attn,
-                      packing_samples=cfg.packing_samples)
+                      packing_samples=cfg.packing_samples, share_prompt_prefix=cfg.share_prompt_prefix)
         self.policy = ModelGroup("policy", cfg.actor_world_size, use_gpu=self.use_gpu,
                                  threads_per_rank=policy_threads, timeout=cfg.actor_timeout,
                                  node_ids=self.planned_nodes("policy"))
@@ -400,7 +400,8 @@ class KnowRLTrainer:
         return kl_in_reward or cfg.max_epochs > 1 or samples > cfg.train_batch_size
 
     def score_logprobs(self, group: ModelGroup, exp: Experience) -> torch.Tensor:
-        plan = rank_micro_batches(len(exp), group.world_size, self.cfg.micro_rollout_batch_size)
+        plan = rank_micro_batches(len(exp), group.world_size, self.cfg.micro_rollout_batch_size,
+                                  contiguous=self.cfg.share_prompt_prefix)
         per_rank = [([exp.select(idx) if idx else None for idx in rank_plan],) for rank_plan in plan]
         results = group.call_all("compute_logprobs", self.cfg.temperature, per_rank_args=per_rank)
         out = torch.zeros_like(exp.action_mask)
@@ -416,15 +417,23 @@ class KnowRLTrainer:
         world = self.policy.world_size
         step_stats = []
         for _ in range(cfg.max_epochs):
-            order = list(range(len(exp)))
-            rng.shuffle(order)
+            if cfg.share_prompt_prefix:
+                # shuffle whole tasks, so a task's answers share micro-batches (and one prompt forward)
+                tasks = [list(range(i, min(i + cfg.n_samples_per_prompt, len(exp))))
+                         for i in range(0, len(exp), cfg.n_samples_per_prompt)]
+                rng.shuffle(tasks)
+                order = [i for task in tasks for i in task]
+            else:
+                order = list(range(len(exp)))
+                rng.shuffle(order)
             per_rank_steps: list[list[dict]] = [[] for _ in range(world)]
             for step in optimizer_steps(len(order), cfg.train_batch_size):
                 rows = [order[i] for i in step]
                 # Token-mean over the whole optimizer step; DeepSpeed averages gradients over ranks,
                 # so each rank divides by the step's tokens / world size.
                 normalizer = float(exp.action_mask[torch.as_tensor(rows)].sum()) / world
-                plan = rank_micro_batches(len(rows), world, cfg.micro_train_batch_size)
+                plan = rank_micro_batches(len(rows), world, cfg.micro_train_batch_size,
+                                          contiguous=cfg.share_prompt_prefix)
                 for rank, rank_plan in enumerate(plan):
                     per_rank_steps[rank].append({
                         "micro_batches": [exp.select([rows[i] for i in idx]) if idx else None for idx in rank_plan],

@@ -78,13 +78,20 @@ def build_experience(prompt_ids: list[list[int]], response_ids: list[list[int]],
     return Experience(sequences, attention, action, torch.as_tensor(rewards, dtype=torch.float32))
 
 
-def rank_micro_batches(num_items: int, world_size: int, micro_batch_size: int) -> list[list[list[int]]]:
-    """Deal items round-robin to ranks and cut each rank's share into micro-batches.
+def rank_micro_batches(num_items: int, world_size: int, micro_batch_size: int,
+                       contiguous: bool = False) -> list[list[list[int]]]:
+    """Deal items to ranks and cut each rank's share into micro-batches: round-robin, or in
+    `contiguous` runs (neighbouring items, such as one task's n answers, stay on one rank and in
+    one micro-batch where they fit, which prompt-prefix sharing needs).
 
     Every rank gets the same NUMBER of micro-batches (some possibly empty): ZeRO's collectives
     run inside forward/backward, so a rank that skipped one would deadlock the others.
     """
-    shares = [list(range(rank, num_items, world_size)) for rank in range(world_size)]
+    if contiguous:
+        bounds = [num_items * rank // world_size for rank in range(world_size + 1)]
+        shares = [list(range(bounds[rank], bounds[rank + 1])) for rank in range(world_size)]
+    else:
+        shares = [list(range(rank, num_items, world_size)) for rank in range(world_size)]
     count = max(1, math.ceil(max(len(s) for s in shares) / micro_batch_size))
     return [[s[i * micro_batch_size:(i + 1) * micro_batch_size] for i in range(count)] for s in shares]
 

@@ -82,6 +82,42 @@ def packed_response_logprobs(model, sequences: torch.Tensor, attention_mask: tor
     return out.index_put((rows, cols), token_logp)
 
 
+def shared_prefix_response_logprobs(model, sequences: torch.Tensor, attention_mask: torch.Tensor,
+                                    response_width: int, temperature: float = 1.0) -> torch.Tensor:
+    """The same [B, T] result as `response_logprobs`, with each distinct prompt run once.
+
+    KnowRL scores n answers to every task, and the classification prompt is several times longer
+    than an answer, so most of a padded forward goes to recomputing the same prompt. Here the
+    distinct prompts of the micro-batch run once with a KV cache, the cache is copied to every
+    row that shares the prompt, and only the responses run on top of it. The copy is an
+    index_select, so gradients of all rows flow back into the one prompt forward. Needs the
+    model's KV cache in the forward (HF turns it off under gradient checkpointing in training).
+    """
+    prompt_width = sequences.shape[1] - response_width
+    prompt_ids, prompt_mask = sequences[:, :prompt_width], attention_mask[:, :prompt_width]
+    # rows are the same prompt when their real tokens and padding agree (pad ids may differ)
+    key = torch.cat([prompt_ids * prompt_mask, prompt_mask], dim=1)
+    _, owner = torch.unique(key, dim=0, return_inverse=True)
+    first = torch.full((int(owner.max()) + 1,), len(owner), device=owner.device)
+    first = first.scatter_reduce(0, owner, torch.arange(len(owner), device=owner.device), reduce="amin")
+    distinct_mask = prompt_mask[first]
+    prefix = model(input_ids=prompt_ids[first], attention_mask=distinct_mask,
+                   position_ids=(distinct_mask.long().cumsum(-1) - 1).clamp(min=0), use_cache=True,
+                   logits_to_keep=1)
+    cache = prefix.past_key_values
+    cache.reorder_cache(owner)
+    prompt_lengths = distinct_mask.long().sum(1)[owner]
+    response_positions = prompt_lengths.unsqueeze(1) + torch.arange(response_width, device=sequences.device)
+    # the logits at the last prompt position predict the first response token
+    logits = model(input_ids=sequences[:, prompt_width:], attention_mask=attention_mask, past_key_values=cache,
+                   position_ids=response_positions, use_cache=True, logits_to_keep=response_width).logits
+    logits = torch.cat([prefix.logits[owner], logits[:, :-1]], dim=1).float()
+    if temperature != 1.0:
+        logits = logits / temperature
+    targets = sequences[:, -response_width:]
+    return torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+
+
 class ModelWorker:
     def __init__(self, rank: int, world_size: int, threads: int | None):
         if threads:
@@ -89,7 +125,7 @@ class ModelWorker:
         self.rank = rank
         self.world_size = world_size
         self.engine = None
-        self.score = response_logprobs
+        self.score = self.train_score = response_logprobs
 
     def master_address(self) -> tuple[str, int]:
         """This node's IP and a free port, for the group's torch.distributed rendezvous."""
@@ -117,6 +153,7 @@ class ModelWorker:
                    adam_betas: tuple[float, float] = (0.9, 0.95), max_norm: float = 1.0,
                    gradient_checkpointing: bool = False, lr_warmup_steps: int = 0,
                    trust_remote_code: bool = False, flash_attn: bool = False, packing_samples: bool = False,
+                   share_prompt_prefix: bool = False,
                    adam_offload: bool = False) -> int:
         import deepspeed
         from transformers import AutoModelForCausalLM
@@ -135,7 +172,11 @@ class ModelWorker:
         config = deepspeed_config(zero_stage=zero_stage, bf16=bf16, micro_batch_size=micro_batch_size,
                                   max_norm=max_norm, trainable=trainable, adam_offload=adam_offload)
         self.trainable = trainable
-        self.score = packed_response_logprobs if packing_samples else response_logprobs
+        self.score = (packed_response_logprobs if packing_samples else
+                      shared_prefix_response_logprobs if share_prompt_prefix else response_logprobs)
+        # HF drops the KV cache under gradient checkpointing in training, which sharing needs
+        self.train_score = (response_logprobs if self.score is shared_prefix_response_logprobs
+                            and gradient_checkpointing else self.score)
         if trainable:
             if gradient_checkpointing:
                 model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -201,8 +242,8 @@ class ModelWorker:
             for mb in step["micro_batches"]:
                 batch = self._to_device(mb if mb is not None else self._placeholder())
                 mask = batch["action_mask"]
-                logp = self.score(self.engine, batch["sequences"], batch["attention_mask"], mask.shape[1],
-                                  temperature)
+                logp = self.train_score(self.engine, batch["sequences"], batch["attention_mask"], mask.shape[1],
+                                        temperature)
                 # no old log-probs: this step's policy is the behaviour policy (ratio exactly 1)
                 old_logp = batch["old_logp"] if "old_logp" in batch else logp.detach()
                 loss, stats = policy_loss(logp, old_logp, batch["advantages"], mask,
