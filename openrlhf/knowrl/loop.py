@@ -442,7 +442,10 @@ class KnowRLTrainer:
                 "train_steps", per_rank_args=[(steps,) for steps in per_rank_steps], clip_eps=cfg.eps_clip,
                 temperature=cfg.temperature, use_kl_loss=cfg.use_kl_loss, kl_coef=cfg.init_kl_coef,
                 kl_estimator=cfg.kl_estimator)
-            step_stats += results[0]
+            # Each rank's losses are its tokens' sums over (step tokens / ranks): their mean over
+            # ranks is the step's exact token mean. Grad norm and lr are global already.
+            for per_rank in zip(*results):
+                step_stats.append({key: sum(r[key] for r in per_rank) / world for key in per_rank[0]})
         mean = lambda key: sum(s[key] for s in step_stats) / len(step_stats)  # noqa: E731
         return {
             "train/policy_loss": mean("policy_loss"),
