@@ -94,6 +94,11 @@ def test_killed_policy_rank_is_named_within_bounded_time(tmp_path):
     run = TinyRun(tmp_path, "--num_iterations", "40", "--actor_num_gpus_per_node", "2",
                   "--init_kl_coef", "0", "--save_steps", "1", "--actor_timeout", "600")
     run.wait_for_first_iteration()
+    # the metrics line is written before that iteration's checkpoint: kill only once one is complete
+    deadline = time.time() + 300
+    while not complete_checkpoints(str(run.out / "ckpt")):
+        assert run.proc.poll() is None and time.time() < deadline, run.stderr_path.read_text()[-3000:]
+        time.sleep(0.02)
     victim = run.actor_pids("ModelWorker")[0]
     killed_at = time.time()
     os.kill(victim, 9)
