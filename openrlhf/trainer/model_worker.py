@@ -30,6 +30,14 @@ def attention_backend(flash_attn: bool) -> str:
     return "sdpa"
 
 
+def token_logprobs(logits: torch.Tensor, targets: torch.Tensor, temperature: float) -> torch.Tensor:
+    """log-softmax of `logits` (in fp32, divided by the sampling temperature) at `targets`."""
+    logits = logits.float()
+    if temperature != 1.0:
+        logits = logits / temperature
+    return torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+
+
 def response_logprobs(model, sequences: torch.Tensor, attention_mask: torch.Tensor, response_width: int,
                       temperature: float = 1.0) -> torch.Tensor:
     """log π(response token | prefix) for every response column: [B, T]."""
@@ -38,11 +46,7 @@ def response_logprobs(model, sequences: torch.Tensor, attention_mask: torch.Tens
     # saves most of the memory on a 49k-token vocabulary.
     logits = model(input_ids=sequences, attention_mask=attention_mask, position_ids=position_ids,
                    logits_to_keep=response_width + 1, use_cache=False).logits[:, :-1]
-    logits = logits.float()
-    if temperature != 1.0:
-        logits = logits / temperature
-    targets = sequences[:, -response_width:]
-    return torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return token_logprobs(logits, sequences[:, -response_width:], temperature)
 
 
 def packed_response_logprobs(model, sequences: torch.Tensor, attention_mask: torch.Tensor, response_width: int,
@@ -73,11 +77,8 @@ def packed_response_logprobs(model, sequences: torch.Tensor, attention_mask: tor
     # the token at packed index i is predicted by the logits at i - 1
     predictors = (starts + lengths - response_lengths - 1).repeat_interleave(response_lengths) + cols
     logits = model(input_ids=packed, position_ids=positions, attention_mask=None, logits_to_keep=predictors,
-                   use_cache=False).logits[0].float()
-    if temperature != 1.0:
-        logits = logits / temperature
-    targets = packed[0, predictors + 1]
-    token_logp = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+                   use_cache=False).logits[0]
+    token_logp = token_logprobs(logits, packed[0, predictors + 1], temperature)
     out = torch.zeros((batch, response_width), dtype=token_logp.dtype, device=device)
     return out.index_put((rows, cols), token_logp)
 
@@ -111,11 +112,8 @@ def shared_prefix_response_logprobs(model, sequences: torch.Tensor, attention_ma
     # the logits at the last prompt position predict the first response token
     logits = model(input_ids=sequences[:, prompt_width:], attention_mask=attention_mask, past_key_values=cache,
                    position_ids=response_positions, use_cache=True, logits_to_keep=response_width).logits
-    logits = torch.cat([prefix.logits[owner], logits[:, :-1]], dim=1).float()
-    if temperature != 1.0:
-        logits = logits / temperature
-    targets = sequences[:, -response_width:]
-    return torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    logits = torch.cat([prefix.logits[owner], logits[:, :-1]], dim=1)
+    return token_logprobs(logits, sequences[:, -response_width:], temperature)
 
 
 class ModelWorker:
