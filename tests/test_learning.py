@@ -21,18 +21,25 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def worker(tmp_path_factory):
+def process_group():
+    """One gloo group for both workers below: DeepSpeed keeps handles to the first one."""
+    yield
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+@pytest.fixture(scope="module", params=["padded", "shared_prompt"])
+def worker(request, tmp_path_factory, process_group):
+    """The padded layout, and prompt sharing with answers in length groups (ZeRO-2 allows them)."""
     from tiny_model import build_tiny_model
 
     model_dir = build_tiny_model(tmp_path_factory.mktemp("tiny_learn") / "model")
     w = ModelWorker(rank=0, world_size=1, threads=2)
     w.set_rendezvous("127.0.0.1", free_port())
     w.init_model(model_dir, trainable=True, zero_stage=2, bf16=False, seed=0, micro_batch_size=4,
-                 learning_rate=3e-3, max_norm=10.0)
+                 learning_rate=3e-3, max_norm=10.0, share_prompt_prefix=request.param == "shared_prompt")
     w.model_dir = model_dir
-    yield w
-    if torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
+    return w
 
 
 def test_consensus_update_raises_majority_logprob(worker):
