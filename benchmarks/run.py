@@ -231,7 +231,8 @@ def bench_peer(model_path: str, prompt_texts: list[str], quick: bool, trl_from: 
         flags.append("--share_prompt_prefix")
     rows = run_cli(model_path, flags)[1:]
     ours_s = [r["timing/iteration"] - r.get("timing/introspection", 0.0) for r in rows]
-    ours = {"framework": "knowrl", "share_prompt_prefix": share_prompt_prefix, "iterations_timed": len(rows), "iteration_s_without_introspection": ours_s,
+    ours = {"framework": "knowrl", "share_prompt_prefix": share_prompt_prefix, "iterations_timed": len(rows),
+            "iteration_s_without_introspection": ours_s,
             "samples_per_step": tasks * n, "samples_per_s": tasks * n * len(rows) / sum(ours_s),
             "mean_completion_tokens": sum(r["train/response_length"] for r in rows) / len(rows),
             "phases": {k.split("/", 1)[1]: sum(r[k] for r in rows) / len(rows) for k in rows[0]

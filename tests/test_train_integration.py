@@ -37,6 +37,7 @@ def check_run(out, stdout, model_dir, n=4, iterations=2):
     metrics = [json.loads(line) for line in (out / "logs" / "metrics.jsonl").read_text().splitlines()]
     assert [m["iteration"] for m in metrics] == list(range(1, iterations + 1))
     for m in metrics:
+        assert m["knowrl/tasks_generated"] + m["knowrl/tasks_from_seeds"] == 4
         for key in ("rollout/agreement", "rollout/reward", "knowrl/groups_kept", "train/policy_loss",
                     "timing/update", "timing/weight_sync"):
             assert key in m, key
@@ -71,11 +72,15 @@ def tiny_model(tmp_path_factory):
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
 
 
-def test_two_iterations_zero2_two_ranks_packed(tmp_path, tiny_model):
-    out, stdout = run_training(tmp_path, tiny_model, "--zero_stage", "2", "--packing_samples")
+def test_two_iterations_zero2_two_ranks_packed_overlapped(tmp_path, tiny_model):
+    out, stdout = run_training(tmp_path, tiny_model, "--zero_stage", "2", "--packing_samples",
+                               "--overlap_introspection")
     check_run(out, stdout, tiny_model)
     metrics = [json.loads(line) for line in (out / "logs" / "metrics.jsonl").read_text().splitlines()]
     assert all(m["train/old_logprobs_scored"] == 1.0 for m in metrics), "KL in the reward needs π_old"
+    # iteration 2's tasks were written during iteration 1's update; nothing is started past the last
+    assert [m["knowrl/introspection_ahead"] for m in metrics] == [0.0, 1.0]
+    assert "timing/introspection_wait" in metrics[0] and "timing/introspection_wait" not in metrics[1]
     assert "Initializing a V1 LLM engine" not in stdout, "vLLM's start-up log should be quiet without --verbose"
 
 

@@ -76,6 +76,9 @@ class KnowRLConfig:
     introspection_prompts: int = opt(12, "task-writing prompts per iteration", "knowrl")
     tasks_per_introspection: int = opt(5, "new tasks asked for in each task-writing prompt", "knowrl")
     few_shot_examples: int = opt(6, "example tasks shown in each task-writing prompt (from seeds and pool)", "knowrl")
+    overlap_introspection: bool = opt(False, "write the next iteration's tasks on the engines while the policy "
+                                      "updates (they come from the weights one update behind; a resumed run's first "
+                                      "iteration writes its own)", "knowrl")
     fill_from_seeds: bool = opt(True, "top up an iteration with seed/pool tasks when introspection yields too few",
                                 "knowrl", negatable=True)
     reward_func: str = opt("consensus", "group reward: consensus, soft_consensus, generation_label, random, "

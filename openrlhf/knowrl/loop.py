@@ -5,11 +5,14 @@
         2. classification  each task gets n answers to "is this feasible for you?"
         3. reward          the group's answers are scored together (consensus by default)
         4. filter          groups whose mean reward lies outside the band carry little signal
-        5. experience      old and reference log-probs, KL, advantages (Reinforce++ by default)
-        6. update          PPO-clip steps on the policy (DeepSpeed, one Ray actor per rank)
-        7. pool            tasks with high agreement become few-shot examples
+        5. pool            generated tasks with high agreement become few-shot examples
+        6. experience      old and reference log-probs, KL, advantages (Reinforce++ by default)
+        7. update          PPO-clip steps on the policy (DeepSpeed, one Ray actor per rank)
         8. weight sync     the new policy weights go to every vLLM engine
         9. records, metrics, checkpoint
+
+With --overlap_introspection, step 1 of the next iteration starts on the engines after step 5
+and runs while steps 6-7 run on the policy: its tasks are written one update behind.
 
 What it simplifies: engines and model groups are plain Ray actors without placement groups, and
 each engine receives weights in one worker (tensor parallel 1 for the sync).
@@ -43,7 +46,15 @@ from openrlhf.knowrl.prompts import (
 from openrlhf.knowrl.report import write_report
 from openrlhf.knowrl.reward import RewardGroup, agreement, compute_rewards, majority_label
 from openrlhf.knowrl.taxonomy import LABELS, REASON_TO_TYPE
-from openrlhf.rollout.vllm_engine import EngineDied, Generation, create_vllm_engines, generate_on_engines
+from openrlhf.rollout.vllm_engine import (
+    EngineDied,
+    Generation,
+    PendingGeneration,
+    collect_from_engines,
+    create_vllm_engines,
+    generate_on_engines,
+    submit_to_engines,
+)
 from openrlhf.trainer.actor_group import ModelGroup
 from openrlhf.trainer.placement import PlacementPlan
 from openrlhf.trainer.weight_sync import broadcast_policy_to_engines, connect_policy_to_engines
@@ -80,6 +91,18 @@ class TaskGroup:
         return sum(self.rewards) / len(self.rewards) if self.rewards else 0.0
 
 
+@dataclass
+class NextIntrospection:
+    """The next iteration's task-writing, started on the engines before this iteration's update
+    (--overlap_introspection). `rng` is that iteration's generator, carried over to it."""
+
+    iteration: int
+    rng: random.Random
+    targets: list[tuple[str, str | None]]
+    generation: PendingGeneration | None = None
+    result: tuple[list[Task], list[dict]] | None = None
+
+
 def complete_checkpoints(ckpt_path: str) -> list[str]:
     """Checkpoint tags whose save finished (the loop state file exists), oldest first."""
     if not os.path.isdir(ckpt_path):
@@ -107,6 +130,7 @@ class KnowRLTrainer:
         self.policy: ModelGroup | None = None
         self.reference: ModelGroup | None = None
         self.logger: MetricsLogger | None = None
+        self.next_introspection: NextIntrospection | None = None
 
     # ------------------------------------------------------------------ setup
     def start(self) -> None:
@@ -201,15 +225,24 @@ class KnowRLTrainer:
     def out_of_time(self) -> bool:
         return self.cfg.max_train_minutes > 0 and self.train_seconds >= 60 * self.cfg.max_train_minutes
 
+    def iteration_rng(self, iteration: int) -> random.Random:
+        return random.Random(self.cfg.seed * 100_003 + iteration)
+
     def run_iteration(self, iteration: int) -> dict:
         cfg = self.cfg
-        rng = random.Random(cfg.seed * 100_003 + iteration)
         timer = PhaseTimer(on_phase=self.progress.phase)
         start = time.perf_counter()
 
-        self.reseed_engines(iteration)
+        ahead, self.next_introspection = self.next_introspection, None
         with timer("introspection"):
-            tasks, introspection_log = self.introspect(iteration, rng)
+            if ahead is not None and ahead.iteration == iteration and ahead.result is not None:
+                rng = ahead.rng
+                tasks, introspection_log = ahead.result
+            else:
+                ahead = None
+                rng = self.iteration_rng(iteration)
+                self.reseed_engines(iteration)
+                tasks, introspection_log = self.introspect(iteration, rng)
         with timer("classification"):
             groups = self.classify(tasks, iteration)
         with timer("reward"):
@@ -218,6 +251,13 @@ class KnowRLTrainer:
         kept = [g for g in groups if cfg.min_group_reward <= g.mean_reward <= cfg.max_group_reward]
         for g in kept:
             g.kept = True
+        # the pool depends on the answers only, so it grows before the next tasks are written
+        for g in groups:
+            if g.task.source == "generated":
+                g.joined_pool = self.pool.offer(g.task.text, g.majority, g.agreement, iteration,
+                                                g.task.type, g.task.reason)
+        if cfg.overlap_introspection and iteration < cfg.num_iterations:
+            self.next_introspection = self.start_introspection(iteration + 1)
 
         train_stats: dict = {}
         if kept:
@@ -225,16 +265,17 @@ class KnowRLTrainer:
                 experience = self.make_experience(kept)
             with timer("update"):
                 train_stats = self.update(experience, rng)
+        if self.next_introspection is not None:
+            with timer("introspection_wait"):
+                self.finish_introspection(self.next_introspection)
+        if kept:
             with timer("weight_sync"):
                 self.sync_weights(iteration, updated=True)
-        for g in groups:
-            if g.task.source == "generated":
-                g.joined_pool = self.pool.offer(g.task.text, g.majority, g.agreement, iteration,
-                                                g.task.type, g.task.reason)
 
         with timer("records"):
             self.write_records(iteration, groups, introspection_log)
         metrics = self.summarise(groups, kept, tasks, introspection_log, train_stats)
+        metrics["knowrl/introspection_ahead"] = float(ahead is not None)
         metrics.update({f"timing/{k}": v for k, v in timer.seconds.items()})
         metrics["timing/iteration"] = time.perf_counter() - start
         self.logger.log(iteration, metrics)
@@ -263,6 +304,38 @@ class KnowRLTrainer:
         return chosen
 
     def introspect(self, iteration: int, rng: random.Random) -> tuple[list[Task], list[dict]]:
+        targets, prompts = self.introspection_requests(iteration, rng)
+        outputs = self.generate(prompts, self.introspection_sampling(), 1, iteration)
+        return self.introspection_tasks(targets, outputs, rng)
+
+    def start_introspection(self, iteration: int) -> NextIntrospection:
+        """Send iteration `iteration`'s task-writing requests to the engines and return at once:
+        the engines write while the policy updates, with the weights from before that update."""
+        rng = self.iteration_rng(iteration)
+        self.reseed_engines(iteration)
+        targets, prompts = self.introspection_requests(iteration, rng)
+        ahead = NextIntrospection(iteration, rng, targets)
+        ahead.generation = submit_to_engines(self.engines, prompts, self.introspection_sampling(), 1,
+                                             self.cfg.actor_timeout)
+        return ahead
+
+    def finish_introspection(self, ahead: NextIntrospection) -> None:
+        """Wait for the tasks started by `start_introspection`. If an engine died meanwhile, the
+        tasks are dropped: the next iteration writes its own after the weight sync restarts it."""
+        try:
+            outputs = collect_from_engines(ahead.generation, self.cfg.actor_timeout)
+        except EngineDied as exc:
+            print(f"[knowrl] {exc}: iteration {ahead.iteration} will write its tasks itself", flush=True)
+            return
+        ahead.result = self.introspection_tasks(ahead.targets, outputs, ahead.rng)
+
+    def introspection_sampling(self) -> dict:
+        return {"temperature": self.cfg.introspection_temperature, "top_p": 1.0,
+                "max_tokens": self.cfg.introspection_max_len}
+
+    def introspection_requests(self, iteration: int, rng: random.Random
+                               ) -> tuple[list[tuple[str, str | None]], list[list[int]]]:
+        """The (label, reason) each task-writing prompt asks for, and the prompts' token ids."""
         cfg = self.cfg
         reasons = sorted(REASON_TO_TYPE)
         targets = []
@@ -275,11 +348,12 @@ class KnowRLTrainer:
         encoded = [self.encode(p) for p in prompts]
         fits = [len(ids) <= cfg.prompt_max_len for ids in encoded]
         targets = [t for t, ok in zip(targets, fits) if ok]
-        prompts = [ids for ids, ok in zip(encoded, fits) if ok]
-        sampling = {"temperature": cfg.introspection_temperature, "top_p": 1.0,
-                    "max_tokens": cfg.introspection_max_len}
-        outputs = self.generate(prompts, sampling, 1, iteration)
+        return targets, [ids for ids, ok in zip(encoded, fits) if ok]
 
+    def introspection_tasks(self, targets: list[tuple[str, str | None]], outputs: list[list[Generation]],
+                            rng: random.Random) -> tuple[list[Task], list[dict]]:
+        """Parse and filter the written tasks; top up from seeds and pool when too few."""
+        cfg = self.cfg
         existing = [s.task for s in self.seeds] + [e.task for e in self.pool.entries]
         tasks: list[Task] = []
         log = []

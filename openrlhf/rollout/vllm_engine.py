@@ -188,26 +188,43 @@ def create_vllm_engines(num_engines: int, model_path: str, *, seed: int, max_mod
     return engines
 
 
-def generate_on_engines(engines: list, prompts: list[str] | list[list[int]], sampling: dict, n: int,
-                        timeout: float) -> list[list[Generation]]:
-    """Split `prompts` into contiguous shards, one per engine, and gather the results in order."""
-    if not prompts:
-        return []
-    shard = -(-len(prompts) // len(engines))
-    chunks = [(start, prompts[start:start + shard]) for start in range(0, len(prompts), shard)]
-    refs = [engines[i].generate.remote(chunk, sampling, n) for i, (_, chunk) in enumerate(chunks)]
-    deadline = time.monotonic() + timeout
+@dataclass
+class PendingGeneration:
+    """Requests handed to the engines and not yet collected (see `submit_to_engines`)."""
+
+    starts: list[int]          # index of each shard's first prompt
+    refs: list                 # one Ray object ref per shard
+    deadline: float            # time.monotonic() after which waiting is an error
+
+
+def submit_to_engines(engines: list, prompts: list[str] | list[list[int]], sampling: dict, n: int,
+                      timeout: float) -> PendingGeneration:
+    """Split `prompts` into contiguous shards, one per engine, and start them without waiting."""
+    shard = -(-len(prompts) // len(engines)) if prompts else 1
+    starts = list(range(0, len(prompts), shard))
+    refs = [engines[i].generate.remote(prompts[start:start + shard], sampling, n) for i, start in enumerate(starts)]
+    return PendingGeneration(starts, refs, time.monotonic() + timeout)
+
+
+def collect_from_engines(pending: PendingGeneration, timeout: float) -> list[list[Generation]]:
+    """Wait for the shards of `pending` and return the samples in request order."""
     results = []
-    for i, ref in enumerate(refs):
+    for i, ref in enumerate(pending.refs):
         try:
-            results.append(ray.get(ref, timeout=max(1.0, deadline - time.monotonic())))
+            results.append(ray.get(ref, timeout=max(1.0, pending.deadline - time.monotonic())))
         except ray.exceptions.RayActorError as exc:
             raise EngineDied(i, f"vLLM engine {i} died while generating ({type(exc).__name__})") from exc
         except ray.exceptions.GetTimeoutError as exc:
             raise RayWaitTimeout(f"vLLM engine {i} did not answer within {timeout:.0f}s while generating: "
                                  f"it is stuck or could not be scheduled") from exc
     generations: list[list[Generation]] = []
-    for (start, _), per_prompt in zip(chunks, results):
+    for start, per_prompt in zip(pending.starts, results):
         for offset, samples in enumerate(per_prompt):
             generations.append([Generation(prompt_index=start + offset, **s) for s in samples])
     return generations
+
+
+def generate_on_engines(engines: list, prompts: list[str] | list[list[int]], sampling: dict, n: int,
+                        timeout: float) -> list[list[Generation]]:
+    """Generate on all engines (contiguous shards) and gather the results in order."""
+    return collect_from_engines(submit_to_engines(engines, prompts, sampling, n, timeout), timeout)
