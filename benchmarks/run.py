@@ -12,9 +12,11 @@ Measures, on one model and one set of requests, and writes `results.json` plus a
    samples per second after a warm-up step; skipped with a note when `trl` is not installed
    (`pip install -r requirements-bench.txt`);
 5. scaling (`--scaling`, not in the default run): iteration time against tasks per iteration,
-   samples per task and policy ranks, weight-sync time, peak memory (PSS of the run's process tree).
+   samples per task and policy ranks, weight-sync time, peak memory (PSS of the run's process tree);
+6. overlap (`--only overlap`, not in the default run): steady iteration time with and without
+   `--overlap_introspection`.
 `--quick` uses a tiny random model (under 3 minutes); the default is the embedded SmolLM2-135M.
-`--only rollout,training,iteration,peer,scaling` picks parts.
+`--only rollout,training,iteration,peer,scaling,overlap` picks parts.
 """
 
 from __future__ import annotations
@@ -100,7 +102,7 @@ def torch_module():
     return torch
 
 
-def bench_training(model_path: str, batches: list[dict], tokens: int, repeats: int) -> dict:
+def bench_training(model_path: str, batches: list[dict], tokens: int, repeats: int, zero_stage: int = 2) -> dict:
     import ray
     import torch
     from transformers import AutoModelForCausalLM
@@ -134,7 +136,7 @@ def bench_training(model_path: str, batches: list[dict], tokens: int, repeats: i
     ray.init(num_cpus=threads, include_dashboard=False, log_to_driver=False)
     try:
         group = ModelGroup("policy", 1, use_gpu=False, threads_per_rank=threads, timeout=900)
-        group.call_all("init_model", model_path, trainable=True, zero_stage=2, bf16=False, seed=0,
+        group.call_all("init_model", model_path, trainable=True, zero_stage=zero_stage, bf16=False, seed=0,
                        micro_batch_size=len(batches[0]["sequences"]), learning_rate=1e-6)
         step = [{"micro_batches": batches, "normalizer": normalizer}]
         kwargs = dict(clip_eps=0.2, temperature=1.0, use_kl_loss=False, kl_coef=0.0, kl_estimator="k1")
@@ -145,7 +147,8 @@ def bench_training(model_path: str, batches: list[dict], tokens: int, repeats: i
     finally:
         ray.shutdown()
     return {"micro_batches": len(batches), "tokens_per_step": tokens, "torch_tokens_per_s": tokens / torch_s,
-            "deepspeed_tokens_per_s": tokens / ds_s, "ratio": torch_s / ds_s, "goal": ">= 0.9"}
+            "deepspeed_tokens_per_s": tokens / ds_s, "ratio": torch_s / ds_s, "zero_stage": zero_stage,
+            "goal": ">= 0.9"}
 
 
 def bench_iteration(model_path: str, quick: bool) -> dict:
@@ -166,6 +169,27 @@ def bench_iteration(model_path: str, quick: bool) -> dict:
     overhead = last["timing/iteration"] - sum(phases.values())
     return {"iteration": last["iteration"], "seconds": last["timing/iteration"], "phases": phases,
             "overhead_s": overhead, "overhead_share": overhead / last["timing/iteration"], "goal": "<= 0.10"}
+
+
+def bench_overlap(model_path: str, quick: bool) -> dict:
+    """Mean time of the steady iterations (2 and 3 of 4: each finds its tasks written and starts
+    the next one's) with and without --overlap_introspection, on the iteration benchmark's shape."""
+    size = ["--rollout_batch_size", "4", "--generate_max_len", "16", "--introspection_max_len", "48"] if quick else [
+        "--rollout_batch_size", "8", "--n_samples_per_prompt", "6", "--generate_max_len", "24",
+        "--introspection_max_len", "160", "--train_batch_size", "24", "--micro_train_batch_size", "6",
+        "--micro_rollout_batch_size", "12", "--temperature", "0.8", "--min_group_reward", "0.0",
+        "--max_group_reward", "1.0"]
+    results = {}
+    for name, extra in (("sequential", []), ("overlapped", ["--overlap_introspection"])):
+        rows = run_cli(model_path, ["--num_iterations", "4", *size, *extra])[1:3]
+        results[name] = {
+            "iteration_s": sum(r["timing/iteration"] for r in rows) / len(rows),
+            "phases": {k.split("/", 1)[1]: sum(r.get(k, 0.0) for r in rows) / len(rows)
+                       for k in sorted({k for r in rows for k in r if k.startswith("timing/")})
+                       if k != "timing/iteration"}}
+        print(f"overlap {name}: {results[name]}", flush=True)
+    results["speedup"] = results["sequential"]["iteration_s"] / results["overlapped"]["iteration_s"]
+    return results
 
 
 def run_cli(model_path: str, flags: list[str]) -> list[dict]:
@@ -287,7 +311,7 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny random model, a few minutes")
     parser.add_argument("--output", default="benchmarks/results.json", help="where to write the JSON results")
     parser.add_argument("--only", default="rollout,training,iteration,peer",
-                        help="comma-separated parts to run: rollout, training, iteration, peer, scaling")
+                        help="comma-separated parts to run: rollout, training, iteration, peer, scaling, overlap")
     parser.add_argument("--scaling", action="store_true", help="add the scaling sweeps (long)")
     parser.add_argument("--trl_from", default=None, help="reuse the TRL numbers of an earlier results.json")
     parser.add_argument("--no_share_prompt_prefix", action="store_true",
@@ -329,6 +353,8 @@ def main(argv=None) -> int:
         results["peer"] = bench_peer(model_path, texts, args.quick, args.trl_from, not args.no_share_prompt_prefix)
     if "scaling" in parts:
         results["scaling"] = bench_scaling(model_path, args.quick)
+    if "overlap" in parts:
+        results["overlap"] = bench_overlap(model_path, args.quick)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(results, indent=1))
     print_table(results)
@@ -357,6 +383,10 @@ def print_table(results: dict) -> None:
         else:
             line += f"; {p['note']}"
         print(line)
+    if "overlap" in results:
+        o = results["overlap"]
+        print(f"overlap   introspection during the update: iteration {o['sequential']['iteration_s']:.1f}s -> "
+              f"{o['overlapped']['iteration_s']:.1f}s ({o['speedup']:.2f}x)")
     for key, row in results.get("scaling", {}).items():
         print(f"scaling   {key:<28} iteration {row['iteration_s']:.1f}s, weight sync {row['weight_sync_s']:.2f}s, "
               f"peak PSS {row['peak_pss_gb']:.1f} GB")

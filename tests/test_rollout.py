@@ -15,16 +15,14 @@ PROMPTS = ["Task: write a poem about the sea", "Label: feasible", "What is the c
            "Who will win the world cup", "The quick brown fox"]
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
+def two_models(root, num_heads: int = 1) -> tuple[str, str]:
+    """A tiny model A, and B: A with large noise added (a freshly initialised tiny model just
+    repeats its input under greedy decoding; the noise gives B answers of its own)."""
     from tiny_model import build_tiny_model
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    root = tmp_path_factory.mktemp("tiny_rollout")
-    model_a = build_tiny_model(root / "a", seed=0)
-    # A freshly initialised tiny model just repeats its input under greedy decoding; large noise
-    # gives model B answers of its own.
+    model_a = build_tiny_model(root / "a", seed=0, num_heads=num_heads)
     torch.manual_seed(1)
     model = AutoModelForCausalLM.from_pretrained(model_a)
     with torch.no_grad():
@@ -33,6 +31,11 @@ def models(tmp_path_factory):
     model.save_pretrained(root / "b")
     AutoTokenizer.from_pretrained(model_a).save_pretrained(root / "b")
     return model_a, str(root / "b")
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    return two_models(tmp_path_factory.mktemp("tiny_rollout"))
 
 
 @pytest.fixture(scope="module")
@@ -78,3 +81,21 @@ def test_sharding_and_weight_sync(models, ray_local):
     for group in sampled:
         for s in group:
             assert s.prompt_token_ids and len(s.token_ids) <= 8
+
+
+def test_weight_sync_reaches_every_tensor_parallel_worker(tmp_path, ray_local):
+    """An engine split over 2 tensor-parallel workers (vLLM-CPU worker processes) takes 2 ranks in
+    the sync group; each worker receives the full tensors and loads its own shard. After the
+    sync the split engine answers exactly like an unsplit engine holding the new weights."""
+    model_a, model_b = two_models(tmp_path, num_heads=2)
+    kwargs = dict(seed=0, max_model_len=256, use_gpu=False, threads=1)
+    (split,) = create_vllm_engines(1, model_a, tensor_parallel_size=2, **kwargs)
+    (whole_b,) = create_vllm_engines(1, model_b, **kwargs)
+    out_b = texts(generate_on_engines([whole_b], PROMPTS, GREEDY, 1, timeout=300))
+    assert texts(generate_on_engines([split], PROMPTS, GREEDY, 1, timeout=300)) != out_b
+
+    policy = ModelGroup("policy", 1, use_gpu=False, threads_per_rank=1, timeout=300)
+    policy.call_all("init_model", model_b, trainable=False, zero_stage=0, bf16=False, seed=0, micro_batch_size=1)
+    metadata = connect_policy_to_engines(policy, [whole_b, split], timeout=300)
+    broadcast_policy_to_engines(policy, [whole_b, split], metadata, 64 * 1024, timeout=300)
+    assert texts(generate_on_engines([split], PROMPTS, GREEDY, 1, timeout=300)) == out_b

@@ -40,8 +40,10 @@ _CORPUS = [
 
 
 def build_tiny_model(out_dir: str | os.PathLike, *, vocab_size: int = 1000, num_layers: int = 1,
-                     seed: int = 0) -> str:
+                     seed: int = 0, num_heads: int = 1) -> str:
     """Write a tiny random Llama model with its tokenizer into ``out_dir``; return the path.
+    `num_heads` attention heads of width 64 (2 lets vLLM split the model over 2 tensor-parallel
+    workers); one key/value head, which vLLM replicates.
 
     Reuses the folder when it already holds a model built by this function.
     """
@@ -70,8 +72,8 @@ def build_tiny_model(out_dir: str | os.PathLike, *, vocab_size: int = 1000, num_
 
     torch.manual_seed(seed)
     config = LlamaConfig(
-        vocab_size=len(hf_tok), hidden_size=64, intermediate_size=128, num_hidden_layers=num_layers,
-        num_attention_heads=1, num_key_value_heads=1, head_dim=64, max_position_embeddings=1024,
+        vocab_size=len(hf_tok), hidden_size=64 * num_heads, intermediate_size=128 * num_heads,
+        num_hidden_layers=num_layers, num_attention_heads=num_heads, num_key_value_heads=1, head_dim=64, max_position_embeddings=1024,
         bos_token_id=hf_tok.bos_token_id, eos_token_id=hf_tok.eos_token_id, pad_token_id=hf_tok.pad_token_id,
         tie_word_embeddings=True, torch_dtype="float32",
     )

@@ -36,9 +36,10 @@ class KnowRLConfig:
     packing_samples: bool = opt(False, "score and train on padding-free micro-batches: each micro-batch's sequences "
                                 "back to back in one row, attention kept within each sequence", "model")
     share_prompt_prefix: bool = opt(False, "score and train each distinct prompt of a micro-batch once and its n "
-                                    "answers on top of its KV cache (exact; the classification prompt dominates "
-                                    "the tokens, so scoring and update cost less); the update falls back to the "
-                                    "padded layout under --gradient_checkpointing", "model")
+                                    "answers on top of its KV cache, answers in up to 3 length groups (exact; the "
+                                    "classification prompt dominates the tokens, so scoring and update cost less); "
+                                    "the update falls back to the padded layout under --gradient_checkpointing",
+                                    "model")
     adam_offload: bool = opt(False, "keep AdamW states on the CPU and step there (DeepSpeed CPU Adam; GPU with "
                              "ZeRO 1-3: saves ~12 bytes per parameter of GPU memory, costs step time)", "model")
 

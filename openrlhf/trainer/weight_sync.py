@@ -1,14 +1,16 @@
 """Weight sync from policy rank 0 to the rollout engines over a process group of their own.
 
-Rank 0 of the group is policy rank 0; engine i is rank i+1. The group is built from a TCPStore
+Rank 0 of the group is policy rank 0; then every vLLM worker of every engine (an engine with
+tensor parallelism N has N workers, each receives the full tensors and loads its own shard),
+engine by engine. The group is built from a TCPStore
 directly (not torch.distributed's default group), so it lives beside DeepSpeed's group in the
 policy process and beside vLLM's in each engine. gloo on CPU, NCCL on GPU: the same code.
 
 Parameters travel in buckets: both sides cut the same metadata list into the same buckets, so
 the sender flattens a bucket into one tensor and the receivers split it back by shape.
 
-Simplification: one receiving worker per engine (tensor parallel 1); the engine loads the
-full set of received weights at once.
+Simplification: each worker holds every received tensor until the last bucket, then loads them
+all at once (memory: one full copy of the weights per worker during the sync).
 """
 
 from __future__ import annotations
@@ -86,9 +88,11 @@ def connect_policy_to_engines(policy, engines: list, timeout: float) -> list[Par
     rank0 = policy.actors[0]
     host, port = get_with_timeout(rank0.master_address.remote(), timeout, "finding the weight-sync address")
     metadata = get_with_timeout(rank0.weight_metadata.remote(), timeout, "reading the policy's parameter list")
-    world = 1 + len(engines)
+    workers = get_with_timeout([e.num_workers.remote() for e in engines], timeout, "asking the engines' sizes")
+    world = 1 + sum(workers)
     refs = [rank0.init_weight_sync.remote(host, port, world, timeout)]
-    refs += [e.init_weight_sync.remote(host, port, i + 1, world, timeout) for i, e in enumerate(engines)]
+    refs += [e.init_weight_sync.remote(host, port, 1 + sum(workers[:i]), world, timeout)
+             for i, e in enumerate(engines)]
     get_with_timeout(refs, timeout, "forming the weight-sync group")
     return metadata
 
