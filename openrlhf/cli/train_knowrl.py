@@ -311,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
         if attention_backend(cfg.flash_attn) != "flash_attention_2":
             print("[knowrl] note: --packing_samples without flash-attn uses SDPA with a dense block-diagonal "
                   "mask over each packed row; expect no speed-up (see benchmarks/README.md)", flush=True)
+    if cfg.actor_world_size == 1 and cfg.zero_stage in (1, 2) and not cfg.adam_offload:
+        print(f"[knowrl] note: --zero_stage {cfg.zero_stage} with one policy rank shards nothing and costs update "
+              f"time; --zero_stage 0 is faster there (see benchmarks/README.md)", flush=True)
     os.makedirs(cfg.log_dir, exist_ok=True)
     with open(os.path.join(cfg.log_dir, "config.json"), "w") as f:
         argv = mask_secrets(sys.argv)

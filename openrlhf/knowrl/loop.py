@@ -14,8 +14,8 @@
 With --overlap_introspection, step 1 of the next iteration starts on the engines after step 5
 and runs while steps 6-7 run on the policy: its tasks are written one update behind.
 
-What it simplifies: engines and model groups are plain Ray actors without placement groups, and
-each engine receives weights in one worker (tensor parallel 1 for the sync).
+What it simplifies: engines and model groups are plain Ray actors pinned to the nodes of the
+placement plan, not Ray placement groups.
 """
 
 from __future__ import annotations
