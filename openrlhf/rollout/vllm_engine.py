@@ -173,13 +173,17 @@ class LLMEngineActor:
         self.llm.reset_prefix_cache()
 
 
-def vllm_env(use_gpu: bool, kv_cache_gb: int = 1, threads: int | None = None) -> dict[str, str]:
+def vllm_env(use_gpu: bool, kv_cache_gb: int = 1, threads: int | None = None,
+             tensor_parallel_size: int = 1) -> dict[str, str]:
     """Environment a process needs before it imports vLLM (in a Ray actor or in-process)."""
     env = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "TOKENIZERS_PARALLELISM": "false"}
     if not use_gpu:
         env["VLLM_CPU_KVCACHE_SPACE"] = os.environ.get("VLLM_CPU_KVCACHE_SPACE", str(kv_cache_gb))
         if threads:
             env["OMP_NUM_THREADS"] = str(threads)
+        if tensor_parallel_size > 1:
+            # vllm-cpu pins each worker to a NUMA node of its own by default; one node here
+            env["VLLM_CPU_OMP_THREADS_BIND"] = os.environ.get("VLLM_CPU_OMP_THREADS_BIND", "nobind")
     return env
 
 
@@ -189,7 +193,7 @@ def create_vllm_engines(num_engines: int, model_path: str, *, seed: int, max_mod
                         enforce_eager: bool = False, threads: int | None = None, kv_cache_gb: int = 1,
                         trust_remote_code: bool = False, node_ids: list[str | None] | None = None,
                         ready_timeout: float = 600.0) -> list:
-    env = vllm_env(use_gpu, kv_cache_gb, threads)
+    env = vllm_env(use_gpu, kv_cache_gb, threads, tensor_parallel_size)
     actor_cls = ray.remote(LLMEngineActor)
     engines = []
     for i in range(num_engines):
