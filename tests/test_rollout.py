@@ -99,3 +99,38 @@ def test_weight_sync_reaches_every_tensor_parallel_worker(tmp_path, ray_local):
     metadata = connect_policy_to_engines(policy, [whole_b, split], timeout=300)
     broadcast_policy_to_engines(policy, [whole_b, split], metadata, 64 * 1024, timeout=300)
     assert texts(generate_on_engines([split], PROMPTS, GREEDY, 1, timeout=300)) == out_b
+
+
+def test_policy_and_reference_scoring_at_once_equal_one_after_the_other(models, ray_local):
+    """On GPUs the policy's and the reference's log-prob passes are submitted together; the
+    experience must be the one the sequential passes (the CPU path) build, each pass landing in
+    its own field: the policy holds model A, the reference model B, so a swap shows."""
+    from transformers import AutoTokenizer
+
+    from openrlhf.knowrl.config import KnowRLConfig
+    from openrlhf.knowrl.loop import KnowRLTrainer, Task, TaskGroup
+    from openrlhf.rollout.vllm_engine import Generation
+
+    model_a, model_b = models
+    tokenizer = AutoTokenizer.from_pretrained(model_a)
+    cfg = KnowRLConfig(n_samples_per_prompt=3, train_batch_size=6, micro_rollout_batch_size=2, init_kl_coef=0.1)
+    trainer = KnowRLTrainer(cfg, model_a, tokenizer, [], None, None, use_gpu=False)
+    trainer.policy = ModelGroup("policy", 1, use_gpu=False, threads_per_rank=1, timeout=300)
+    trainer.reference = ModelGroup("reference", 1, use_gpu=False, threads_per_rank=1, timeout=300)
+    for group, path in ((trainer.policy, model_a), (trainer.reference, model_b)):
+        group.call_all("init_model", path, trainable=False, zero_stage=0, bf16=False, seed=0, micro_batch_size=2)
+    kept = []
+    for t, prompt in enumerate(PROMPTS[:2]):
+        ids = tokenizer(prompt).input_ids
+        samples = [Generation(t, ids, tokenizer(f" answer {t} {k}").input_ids[: 2 + k], "", True) for k in range(3)]
+        kept.append(TaskGroup(Task(prompt, "feasible", None, None, "seed"), prompt, samples, rewards=[1.0, 0.0, 1.0]))
+
+    exps = {}
+    for concurrent in (False, True):
+        trainer.concurrent_scoring = concurrent
+        exps[concurrent] = trainer.make_experience(kept)
+    one_by_one, at_once = exps[False], exps[True]
+    for name in ("old_logp", "ref_logp", "kl", "advantages"):
+        assert torch.equal(getattr(at_once, name), getattr(one_by_one, name)), name
+    assert not torch.allclose(at_once.old_logp, at_once.ref_logp), "policy and reference hold different models"
+    assert at_once.kl.abs().sum() > 0

@@ -121,6 +121,9 @@ class KnowRLTrainer:
         self.templates = templates
         self.reward_fn = reward_fn
         self.use_gpu = use_gpu
+        # Policy and reference scoring passes run at once on GPUs (devices of their own); on CPU
+        # both would share the same cores, so one after the other.
+        self.concurrent_scoring = use_gpu
         self.plan = plan
         self.pool = TaskPool(cfg.pool_max_size, cfg.pool_agreement_threshold)
         self.advantage_fn = get_advantage_estimator(cfg.advantage_estimator)
@@ -452,10 +455,16 @@ class KnowRLTrainer:
         exp = build_experience([s.prompt_token_ids for s in samples], [s.token_ids for s in samples], rewards,
                                self.pad_token_id)
         kl_in_reward = 0.0 if cfg.use_kl_loss else cfg.init_kl_coef
-        if self.needs_old_logprobs(len(exp)):
-            exp.old_logp = self.score_logprobs(self.policy, exp)
-        if self.reference is not None:
-            exp.ref_logp = self.score_logprobs(self.reference, exp)
+        scorers = {"old_logp": self.policy if self.needs_old_logprobs(len(exp)) else None,
+                   "ref_logp": self.reference}
+        passes = {name: group for name, group in scorers.items() if group is not None}
+        pending = {}
+        for name, group in passes.items():
+            pending[name] = self.submit_scoring(group, exp)
+            if not self.concurrent_scoring:
+                setattr(exp, name, self.collect_scoring(group, exp, *pending.pop(name)))
+        for name, (plan, refs) in pending.items():
+            setattr(exp, name, self.collect_scoring(passes[name], exp, plan, refs))
         if exp.old_logp is not None and exp.ref_logp is not None:
             exp.kl = compute_kl(exp.old_logp, exp.ref_logp, cfg.kl_estimator, exp.action_mask)
         else:
@@ -473,11 +482,15 @@ class KnowRLTrainer:
         kl_in_reward = not cfg.use_kl_loss and cfg.init_kl_coef > 0
         return kl_in_reward or cfg.max_epochs > 1 or samples > cfg.train_batch_size
 
-    def score_logprobs(self, group: ModelGroup, exp: Experience) -> torch.Tensor:
+    def submit_scoring(self, group: ModelGroup, exp: Experience) -> tuple[list, list]:
+        """Start a log-prob pass of `group` over `exp`; returns the micro-batch plan and the refs."""
         plan = rank_micro_batches(len(exp), group.world_size, self.cfg.micro_rollout_batch_size,
                                   contiguous=self.cfg.share_prompt_prefix)
         per_rank = [([exp.select(idx) if idx else None for idx in rank_plan],) for rank_plan in plan]
-        results = group.call_all("compute_logprobs", self.cfg.temperature, per_rank_args=per_rank)
+        return plan, group.submit_all("compute_logprobs", self.cfg.temperature, per_rank_args=per_rank)
+
+    def collect_scoring(self, group: ModelGroup, exp: Experience, plan: list, refs: list) -> torch.Tensor:
+        results = group.collect(refs, "compute_logprobs")
         out = torch.zeros_like(exp.action_mask)
         for rank_plan, rank_results in zip(plan, results):
             for idx, logp in zip(rank_plan, rank_results):

@@ -92,10 +92,17 @@ class ModelGroup:
 
     def call_all(self, method: str, *args, per_rank_args: list[tuple] | None = None, **kwargs) -> list:
         """Call `method` on every rank (with rank-specific leading args if given); wait for all."""
+        return self.collect(self.submit_all(method, *args, per_rank_args=per_rank_args, **kwargs), method)
+
+    def submit_all(self, method: str, *args, per_rank_args: list[tuple] | None = None, **kwargs) -> list:
+        """Start `method` on every rank without waiting; `collect` the refs (one per rank)."""
         refs = []
         for rank, actor in enumerate(self.actors):
             extra = per_rank_args[rank] if per_rank_args is not None else ()
             refs.append(getattr(actor, method).remote(*extra, *args, **kwargs))
+        return refs
+
+    def collect(self, refs: list, method: str) -> list:
         return self._get(refs, f"calling {method}")
 
     def call_all_async(self, method: str, *args, **kwargs) -> list:
