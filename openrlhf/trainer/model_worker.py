@@ -18,7 +18,7 @@ import torch
 
 from openrlhf.algorithms import kl_loss, policy_loss
 from openrlhf.trainer.strategy import deepspeed_config
-from openrlhf.trainer.weight_sync import ParamMeta, WeightSyncGroup, plan_buckets
+from openrlhf.trainer.weight_sync import ParamMeta, SharedBucket, WeightSyncGroup, plan_buckets
 
 
 def attention_backend(flash_attn: bool) -> str:
@@ -367,6 +367,29 @@ class ModelWorker:
             with context:
                 if self.rank == 0:
                     self.sync_group.send_bucket(tensors)
+
+    def export_bucket(self, index: int, bucket_bytes: int) -> tuple:
+        """Colocated sync: a flat copy of bucket `index` (gathered under ZeRO-3; every rank calls
+        this), kept alive here until the next bucket; returns its handle for the engines."""
+        params = [p for _, p in self.engine.module.named_parameters()]
+        tensors = [params[i] for i in plan_buckets(self.weight_metadata(), bucket_bytes)[index]]
+        zero3 = getattr(self.engine, "zero_optimization_stage", lambda: 0)() == 3
+        if zero3:
+            import deepspeed
+
+            context = deepspeed.zero.GatheredParameters(tensors, modifier_rank=None)
+        else:
+            context = nullcontext()
+        self.release_exported()
+        with context, torch.no_grad():
+            flat = torch.cat([t.detach().reshape(-1) for t in tensors])
+        self.exported = SharedBucket(flat, f"sync-{os.getpid()}-{index}")
+        return self.exported.handle
+
+    def release_exported(self) -> None:
+        if getattr(self, "exported", None) is not None:
+            self.exported.release()
+        self.exported = None
 
     def save_checkpoint(self, ckpt_dir: str, tag: str) -> None:
         self.engine.save_checkpoint(ckpt_dir, tag=tag)

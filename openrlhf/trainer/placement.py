@@ -388,7 +388,8 @@ def _plan_cpu(lay: _Layout, cluster: ClusterResources | None) -> PlacementPlan:
                                   f"cluster has {_split(len(cluster.nodes), 'alive node')}; set {FLAGS[group][0]} "
                                   f"{len(cluster.nodes)} or less, or join more nodes")
     if lay.colocate:
-        notes.append("--colocate_all_models changes nothing on CPU: every rank and engine already shares the cores")
+        notes.append("--colocate_all_models on CPU: every rank and engine already shares the cores; only the weight "
+                     "sync changes (buckets through shared memory instead of a gloo group)")
     groups = []
     for name in lay.group_names:
         a, b = lay.request(name)

@@ -9,6 +9,12 @@ policy process and beside vLLM's in each engine. gloo on CPU, NCCL on GPU: the s
 Parameters travel in buckets: both sides cut the same metadata list into the same buckets, so
 the sender flattens a bucket into one tensor and the receivers split it back by shape.
 
+Colocated (`--colocate_all_models`), policy ranks and engines share devices, and NCCL cannot put
+two ranks on one GPU: each bucket then travels as a handle instead (`SharedBucket`: CUDA IPC for a
+GPU tensor, a file in /dev/shm for a CPU one), which the engine's workers open and copy from,
+with no process group at all. Each engine worker opens the handle of the policy
+rank with its own index (on a GPU, the rank on the same device).
+
 Simplification: each worker holds every received tensor until the last bucket, then loads them
 all at once (memory: one full copy of the weights per worker during the sync).
 """
@@ -16,6 +22,8 @@ all at once (memory: one full copy of the weights per worker during the sync).
 from __future__ import annotations
 
 import datetime
+import os
+import pickle
 from dataclasses import dataclass
 
 import torch
@@ -126,3 +134,82 @@ def broadcast_policy_to_engines(policy, engines: list, metadata: list[ParamMeta]
     # the sender fails too when a receiver's process is gone; the engine is what to report
     if dead is not None:
         raise EngineDied(dead, f"vLLM engine {dead} died during the weight sync")
+
+
+class SharedBucket:
+    """One flat bucket that processes on this node can map without a copy. On a GPU the handle is
+    a CUDA IPC handle (torch's own pickling of a CUDA tensor); on a CPU the bucket is written to a
+    file in /dev/shm that this object unlinks on `release` (torch's CPU sharing either passes file
+    descriptors, which only a process's own children can receive, or leaves its files to a
+    manager daemon). The exporter keeps the object until every receiver has copied the bucket."""
+
+    def __init__(self, flat: torch.Tensor, name: str):
+        self.path = None
+        if flat.is_cuda:
+            from multiprocessing.reduction import ForkingPickler
+
+            self.tensor = flat
+            self.handle = ("cuda", bytes(ForkingPickler.dumps(flat)))
+        else:
+            self.path = f"/dev/shm/knowrl-{name}"
+            self.tensor = torch.from_file(self.path, shared=True, size=flat.numel(), dtype=flat.dtype)
+            self.tensor.copy_(flat)
+            self.handle = ("file", self.path, flat.numel(), str(flat.dtype))
+
+    def release(self) -> None:
+        self.tensor = None
+        if self.path is not None:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+            self.path = None
+
+
+def open_handle(handle: tuple) -> torch.Tensor:
+    """The exporter's bucket, mapped into this process (valid until the exporter releases it)."""
+    if handle[0] == "cuda":
+        from torch.multiprocessing import reductions  # noqa: F401 - the CUDA rebuild functions the handle names
+
+        return pickle.loads(handle[1])
+    _, path, numel, dtype = handle
+    return torch.from_file(path, shared=True, size=numel, dtype=_DTYPES[dtype])
+
+
+def split_bucket(flat: torch.Tensor, metas: list[ParamMeta]) -> list[tuple[str, torch.Tensor]]:
+    sizes = [int(torch.Size(m.shape).numel()) for m in metas]
+    return [(m.name, chunk.view(m.shape)) for m, chunk in zip(metas, flat.split(sizes))]
+
+
+def share_policy_with_engines(policy, engines: list, metadata: list[ParamMeta], bucket_bytes: int,
+                              timeout: float) -> None:
+    """The colocated sync: bucket by bucket, every policy rank exports a flat copy (ZeRO-3 gathers
+    it), the engines' workers copy it out of the handle, then the next bucket replaces it; at the
+    end each engine loads what it copied."""
+    from openrlhf.utils.ray_utils import get_with_timeout
+
+    workers = get_with_timeout([e.num_workers.remote() for e in engines], timeout, "asking the engines' sizes")
+    first = [sum(workers[:i]) for i in range(len(engines))]
+    try:
+        for index, bucket in enumerate(plan_buckets(metadata, bucket_bytes)):
+            handles = policy.call_all("export_bucket", index, bucket_bytes)
+            metas = [metadata[i] for i in bucket]
+            wait_for_engines([e.copy_shared_bucket.remote(metas, handles, first[i]) for i, e in enumerate(engines)],
+                             timeout, f"copying weight bucket {index} into the engines")
+    finally:
+        policy.call_all("release_exported")
+    wait_for_engines([e.load_copied_weights.remote() for e in engines], timeout, "loading the shared weights")
+
+
+def wait_for_engines(refs: list, timeout: float, what: str) -> None:
+    """Wait for one call per engine; a dead engine becomes EngineDied(index) (the loop restarts it)."""
+    import ray
+
+    from openrlhf.rollout.vllm_engine import EngineDied
+    from openrlhf.utils.ray_utils import get_with_timeout
+
+    for i, ref in enumerate(refs):
+        try:
+            get_with_timeout(ref, timeout, f"{what} (engine {i})")
+        except ray.exceptions.RayActorError:
+            raise EngineDied(i, f"vLLM engine {i} died while {what}") from None
