@@ -103,7 +103,7 @@ class NextIntrospection:
     iteration: int
     rng: random.Random
     targets: list[tuple[str, str | None]]
-    generation: PendingGeneration | None = None
+    generation: PendingGeneration
     result: tuple[list[Task], list[dict]] | None = None
 
 
@@ -330,10 +330,9 @@ class KnowRLTrainer:
         rng = self.iteration_rng(iteration)
         self.reseed_engines(iteration)
         targets, prompts = self.introspection_requests(iteration, rng)
-        ahead = NextIntrospection(iteration, rng, targets)
-        ahead.generation = submit_to_engines(self.engines, prompts, self.introspection_sampling(), 1,
-                                             self.cfg.actor_timeout)
-        return ahead
+        generation = submit_to_engines(self.engines, prompts, self.introspection_sampling(), 1,
+                                       self.cfg.actor_timeout)
+        return NextIntrospection(iteration, rng, targets, generation)
 
     def finish_introspection(self, ahead: NextIntrospection) -> None:
         """Wait for the tasks started by `start_introspection`. If an engine died meanwhile, the
