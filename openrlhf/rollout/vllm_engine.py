@@ -88,8 +88,9 @@ def _copy_shared_bucket(worker, metas: list, handles: list[tuple], first_index: 
     from openrlhf.trainer.weight_sync import open_handle, split_bucket
 
     flat = open_handle(handles[(first_index + worker.rank) % len(handles)])
-    copied = getattr(worker, "knowrl_copied", [])
-    worker.knowrl_copied = copied + [(name, t.clone()) for name, t in split_bucket(flat, metas)]
+    if not hasattr(worker, "knowrl_copied"):
+        worker.knowrl_copied = []
+    worker.knowrl_copied.extend((name, t.clone()) for name, t in split_bucket(flat, metas))
 
 
 def _load_copied_weights(worker) -> None:

@@ -336,11 +336,13 @@ class ModelWorker:
             })
         return stats_per_step
 
-    def _gathered(self):
+    def _gathered(self, params=None):
+        """Under ZeRO-3, a context in which `params` (default: all) are whole on every rank."""
         if getattr(self.engine, "zero_optimization_stage", lambda: 0)() == 3:
             import deepspeed
 
-            return deepspeed.zero.GatheredParameters(list(self.engine.module.parameters()), modifier_rank=None)
+            params = list(self.engine.module.parameters()) if params is None else params
+            return deepspeed.zero.GatheredParameters(params, modifier_rank=None)
         return nullcontext()
 
     def weight_metadata(self) -> list[ParamMeta]:
@@ -355,16 +357,9 @@ class ModelWorker:
     def broadcast_weights(self, bucket_bytes: int) -> None:
         """Every rank calls this (ZeRO-3 gathers each bucket collectively); rank 0 sends."""
         params = [p for _, p in self.engine.module.named_parameters()]
-        zero3 = getattr(self.engine, "zero_optimization_stage", lambda: 0)() == 3
         for bucket in plan_buckets(self.weight_metadata(), bucket_bytes):
             tensors = [params[i] for i in bucket]
-            if zero3:
-                import deepspeed
-
-                context = deepspeed.zero.GatheredParameters(tensors, modifier_rank=None)
-            else:
-                context = nullcontext()
-            with context:
+            with self._gathered(tensors):
                 if self.rank == 0:
                     self.sync_group.send_bucket(tensors)
 
@@ -373,15 +368,8 @@ class ModelWorker:
         this), kept alive here until the next bucket; returns its handle for the engines."""
         params = [p for _, p in self.engine.module.named_parameters()]
         tensors = [params[i] for i in plan_buckets(self.weight_metadata(), bucket_bytes)[index]]
-        zero3 = getattr(self.engine, "zero_optimization_stage", lambda: 0)() == 3
-        if zero3:
-            import deepspeed
-
-            context = deepspeed.zero.GatheredParameters(tensors, modifier_rank=None)
-        else:
-            context = nullcontext()
         self.release_exported()
-        with context, torch.no_grad():
+        with self._gathered(tensors), torch.no_grad():
             flat = torch.cat([t.detach().reshape(-1) for t in tensors])
         self.exported = SharedBucket(flat, f"sync-{os.getpid()}-{index}")
         return self.exported.handle

@@ -82,11 +82,10 @@ class WeightSyncGroup:
         self.broadcast(flat)
 
     def receive_bucket(self, metas: list[ParamMeta], device) -> list[tuple[str, torch.Tensor]]:
-        dtype = _DTYPES[metas[0].dtype]
-        sizes = [int(torch.Size(m.shape).numel()) for m in metas]
-        flat = torch.empty(sum(sizes), dtype=dtype, device=device)
+        flat = torch.empty(sum(int(torch.Size(m.shape).numel()) for m in metas), dtype=_DTYPES[metas[0].dtype],
+                           device=device)
         self.broadcast(flat)
-        return [(m.name, chunk.view(m.shape)) for m, chunk in zip(metas, flat.split(sizes))]
+        return split_bucket(flat, metas)
 
 
 def connect_policy_to_engines(policy, engines: list, timeout: float) -> list[ParamMeta]:
