@@ -336,6 +336,18 @@ def rescore(args) -> int:
     return 0
 
 
+def only_benchmarks(records: list[dict], names: list[str], source: Path) -> list[dict]:
+    """The records of the named benchmarks, plus any intrinsic ones; UsageError naming the first
+    benchmark ``source`` has no predictions for."""
+    present = {r["benchmark"] for r in records}
+    for name in names:
+        if name not in present:
+            raise UsageError(f"{source}: no predictions for benchmark {name!r} — evaluate that model on it "
+                             "first, or leave it out of --benchmark")
+    keep = set(names) | {R.INTRINSIC}
+    return [r for r in records if r["benchmark"] in keep]
+
+
 def run_compare(args, benches, templates, seeds, tdir) -> int:
     import json
 
@@ -347,7 +359,10 @@ def run_compare(args, benches, templates, seeds, tdir) -> int:
         saved = saved_run(spec)
         if saved:
             print(f"[eval] {tag}: reusing {saved}")
-            rows.append(R.read_predictions(saved))
+            records = R.read_predictions(saved)
+            # a saved run may hold more benchmarks than were asked for (the base run's test splits
+            # when tuning on validation): compare on the ones asked for
+            rows.append(only_benchmarks(records, [b.name for b in benches], saved) if args.benchmark else records)
         else:
             _, recs = evaluate_model(spec, benches, templates, seeds, args, root / f"{tag}_{name}", tdir)
             rows.append(recs)

@@ -14,12 +14,17 @@
 # ESTIMATOR (reinforce, reinforce_baseline, grpo), POOL=0 (no pool growth), LR, KL, N, TEMPERATURE,
 # SEED, ITERATIONS (a fixed number of iterations instead of the time budget: the controls use the
 # main run's count, so a busier machine changes their wall time, not their amount of training),
-# EXTRA (more flags).
+# EXTRA (more flags), SPLITS=validation (tuning: evaluate on the validation splits only).
 # Needs the benchmarks: KNOWRL_BENCHMARKS_DIR (default ../shared/benchmarks) with selfaware/ kuq/.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 run=${RUN_DIR:-runs/reproduce}
+splits=${SPLITS:-all}
+case "$splits" in
+    all|validation) ;;
+    *) echo "reproduce_cpu.sh: SPLITS=$splits: use all (validation and test splits) or validation (tuning)" >&2; exit 2 ;;
+esac
 mkdir -p "$run"
 
 if [ "${FOREGROUND:-0}" != "1" ]; then
@@ -59,12 +64,15 @@ fi
 
 # The base model's results are shared by every run that uses the same splits and settings.
 base=${BASE_EVAL:-runs/base_eval}
-eval_flags=(--benchmark "$run/splits/selfaware_validation.jsonl" --benchmark "$run/splits/kuq_validation.jsonl"
-            --benchmark "$run/splits/selfaware_test.jsonl" --benchmark "$run/splits/kuq_test.jsonl"
-            --n_samples 4 --max_new_tokens 24 --seed 0)
+all_splits=(--benchmark "$run/splits/selfaware_validation.jsonl" --benchmark "$run/splits/kuq_validation.jsonl"
+            --benchmark "$run/splits/selfaware_test.jsonl" --benchmark "$run/splits/kuq_test.jsonl")
+sampling=(--n_samples 4 --max_new_tokens 24 --seed 0)
 if [ ! -f "$base/predictions.jsonl" ]; then
-    $py evaluation/run_eval.py --model-path "" "${eval_flags[@]}" --intrinsic 20 --output_dir "$base"
+    $py evaluation/run_eval.py --model-path "" "${all_splits[@]}" "${sampling[@]}" --intrinsic 20 --output_dir "$base"
 fi
+# SPLITS=validation (tuning): the trained model never sees the test splits
+eval_flags=("${all_splits[@]}" "${sampling[@]}")
+if [ "$splits" = "validation" ]; then eval_flags=("${all_splits[@]:0:4}" "${sampling[@]}"); fi
 if [ ! -f "$run/eval/B_model/predictions.jsonl" ]; then
     $py evaluation/run_eval.py --model-path "$run/model" "${eval_flags[@]}" --intrinsic 20 \
       --output_dir "$run/eval/B_model"

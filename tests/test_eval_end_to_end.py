@@ -102,3 +102,37 @@ def test_input_errors_exit_2_before_loading(tmp_path, bench):
     assert r.returncode == 2 and "no such benchmark file" in r.stderr
     r = run(["--rescore", str(tmp_path / "nothing.jsonl")], cwd=tmp_path, timeout=120)
     assert r.returncode == 2 and "no predictions.jsonl" in r.stderr
+
+
+def test_compare_of_saved_runs_keeps_only_the_benchmarks_asked_for(tmp_path, bench):
+    """Tuning compares a model evaluated on the validation splits with a base run that also holds
+    the test splits: --benchmark picks what is compared; a benchmark one run lacks is one error line."""
+    def saved(name, benchmarks, flip):
+        folder = tmp_path / name
+        folder.mkdir()
+        rows = []
+        for b in benchmarks:
+            for i in range(8):
+                gold = "infeasible" if i % 2 else "feasible"
+                label = gold if (i + flip) % 3 else ("feasible" if gold == "infeasible" else "infeasible")
+                rows.append({"benchmark": b, "index": i, "task": f"{b} task {i}", "gold": gold, "category": None,
+                             "samples": [{"text": f"Label: {label}", "label": label}] * 2,
+                             "prediction": label, "confidence": float(label == "infeasible")})
+        (folder / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return folder
+
+    base = saved("base", ["mini", "heldout_test"], flip=0)
+    tuned = saved("tuned", ["mini"], flip=1)
+    r = run(["--compare", str(base), str(tuned), "--benchmark", str(bench), "--n_boot", "50",
+             "--output_dir", str(tmp_path / "cmp")], cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    cmp = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert list(cmp["benchmarks"]) == ["mini"]
+    acc = cmp["benchmarks"]["mini"]["metrics"]["accuracy"]
+    assert acc["A"] != acc["B"]
+
+    other = tmp_path / "heldout_test.jsonl"
+    other.write_text(bench.read_text())
+    r = run(["--compare", str(base), str(tuned), "--benchmark", str(other)], cwd=tmp_path, timeout=300)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert f"{tuned / 'predictions.jsonl'}: no predictions for benchmark 'heldout_test'" in r.stderr

@@ -47,3 +47,23 @@ def test_cli_prints_one_row_per_run_and_window(tmp_path, capsys):
     assert out[5].startswith("| run_b | 3-4 (0 so far) |")
     assert main([str(tmp_path / "missing")]) == 2
     assert "not a folder" in capsys.readouterr().err
+
+
+def test_eval_table_shows_the_differing_settings_and_each_comparison(tmp_path, capsys):
+    a = write_run(tmp_path / "tune_a", [metrics(1, 0.8, 1)])
+    b = write_run(tmp_path / "tune_b", [metrics(1, 0.6, 2)])
+    (a / "config.json").write_text(json.dumps({"actor_learning_rate": 1e-6, "init_kl_coef": 0.01, "seed": 42}))
+    (b / "config.json").write_text(json.dumps({"actor_learning_rate": 3e-6, "init_kl_coef": 0.01, "seed": 42}))
+    (a.parent / "eval").mkdir()
+    acc = {"A": 0.5, "B": 0.56, "estimate": 0.06, "ci_low": 0.01, "ci_high": 0.11}
+    (a.parent / "eval" / "compare.json").write_text(json.dumps({
+        "benchmarks": {"selfaware_validation": {"n": 100, "metrics": {"accuracy": acc, "auroc": {"A": 0.5, "B": None}}}},
+        "intrinsic": {"n": {"A": 40, "B": 38}, "consistency": {"A": 0.5, "B": 0.7, "estimate": 0.2,
+                                                                 "ci_low": 0.0, "ci_high": 0.4}}}))
+    assert main([str(a), str(b), "--windows", "1-1", "--eval"]) == 0
+    out = capsys.readouterr().out.split("\n\n")[1].splitlines()
+    assert out[0] == "| run | lr | split (n) | accuracy | macro-F1 | AUROC | mean agreement |"
+    assert out[2] == ("| tune_a | 1e-06 | selfaware_validation (100) | 0.500 -> 0.560, +0.060 [+0.010, +0.110] "
+                      "|  | 0.500 -> n/a |  |")
+    assert out[3].startswith("| tune_a | 1e-06 | own tasks (40 / 38) | consistency 0.500 -> 0.700, +0.200")
+    assert out[4] == "| tune_b | 3e-06 | not evaluated yet |  |  |  |  |"

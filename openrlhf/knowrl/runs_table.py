@@ -2,16 +2,19 @@
 section is made of.
 
     python -m openrlhf.knowrl.runs_table runs/reproduce/logs runs/ctrl_genlabel/logs \
-        --windows 1-10,11-30,31-60,61-92
+        --windows 1-10,11-30,31-60,61-92 [--eval]
 
 For each run (its --log_dir) and each window, the mean over the window's iterations of the
 rollout metrics, plus how many groups were kept and how many iterations trained. A window the
-run has not reached yet shows its iteration count so far.
+run has not reached yet shows its iteration count so far. ``--eval`` adds a second table: the
+settings in which the runs differ, and each run's held-out comparison with the base model
+(``<run>/eval/compare.json``, written by scripts/reproduce_cpu.sh), split by split.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -23,6 +26,23 @@ COLUMNS = [
     ("rollout/gen_label_consistency", "majority = generation label"),
     ("rollout/unparseable_rate", "unparseable"),
 ]
+
+
+# (config.json key, column name): the knobs the tuning and control runs vary
+KNOBS = [
+    ("reward_func", "reward"),
+    ("advantage_estimator", "estimator"),
+    ("pool_max_size", "pool"),
+    ("actor_learning_rate", "lr"),
+    ("init_kl_coef", "KL"),
+    ("n_samples_per_prompt", "n"),
+    ("temperature", "temperature"),
+    ("min_group_reward", "band low"),
+    ("max_group_reward", "band high"),
+    ("seed", "seed"),
+]
+EVAL_METRICS = [("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("auroc", "AUROC"),
+                ("mean_agreement", "mean agreement")]
 
 
 def parse_windows(text: str) -> list[tuple[int, int]]:
@@ -69,22 +89,76 @@ def markdown(runs: dict[str, list[dict]]) -> str:
     return "\n".join(lines)
 
 
+def differing_knobs(configs: dict[str, dict]) -> list[tuple[str, str]]:
+    """The knobs whose values are not the same in every run (all of them for a single run)."""
+    if len(configs) == 1:
+        return KNOBS
+    return [(key, name) for key, name in KNOBS if len({json.dumps(c.get(key)) for c in configs.values()}) > 1]
+
+
+def change(metric: dict) -> str:
+    """'A -> B, +d [lo, hi]' from one compare.json metric entry; '' for a metric not compared."""
+    if not metric:
+        return ""
+
+    def f(x):
+        return "n/a" if x is None else f"{x:.3f}"
+
+    text = f"{f(metric.get('A'))} -> {f(metric.get('B'))}"
+    if metric.get("estimate") is not None:
+        text += f", {metric['estimate']:+.3f} [{metric['ci_low']:+.3f}, {metric['ci_high']:+.3f}]"
+    return text
+
+
+def eval_markdown(runs: dict[str, Path], configs: dict[str, dict]) -> str:
+    """One row per run and split: the differing knobs, then base -> trained for each metric with
+    the paired bootstrap CI of the difference. A run not yet evaluated gets one row saying so."""
+    knobs = differing_knobs(configs)
+    head = ["run"] + [name for _, name in knobs] + ["split (n)"] + [name for _, name in EVAL_METRICS]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, run_dir in runs.items():
+        prefix = [name] + [str(configs[name].get(key, "")) for key, _ in knobs]
+        path = run_dir / "eval" / "compare.json"
+        if not path.is_file():
+            lines.append("| " + " | ".join(prefix + ["not evaluated yet"] + [""] * len(EVAL_METRICS)) + " |")
+            continue
+        compared = json.loads(path.read_text(encoding="utf-8"))
+        for split, entry in compared.get("benchmarks", {}).items():
+            cells = [f"{split} ({entry.get('n')})"] + [change(entry["metrics"].get(key, {})) for key, _ in EVAL_METRICS]
+            lines.append("| " + " | ".join(prefix + cells) + " |")
+        intrinsic = compared.get("intrinsic")
+        if intrinsic:
+            n = intrinsic.get("n", {})
+            cells = [f"own tasks ({n.get('A')} / {n.get('B')})", "consistency " + change(intrinsic.get("consistency", {})),
+                     "", "", change(intrinsic.get("mean_agreement", {}))]
+            lines.append("| " + " | ".join(prefix + cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m openrlhf.knowrl.runs_table", description=__doc__.split("\n")[0])
     p.add_argument("log_dirs", nargs="+", help="the --log_dir of each run (its folder name labels the row)")
     p.add_argument("--windows", default="1-10,11-30,31-60,61-92", help="iteration windows, FIRST-LAST,...")
+    p.add_argument("--eval", action="store_true",
+                   help="also print the differing settings and each run's held-out comparison (<run>/eval/compare.json)")
     args = p.parse_args(argv)
     try:
         windows = parse_windows(args.windows)
-        runs = {}
+        runs, configs, run_dirs = {}, {}, {}
         for log_dir in args.log_dirs:
             path = Path(log_dir)
             name = path.parent.name if path.name == "logs" else path.name
-            runs[name] = window_rows(load_run(path)["metrics"], windows)
+            loaded = load_run(path)
+            runs[name] = window_rows(loaded["metrics"], windows)
+            configs[name] = loaded["config"] or {}
+            run_dirs[name] = path.parent if path.name == "logs" else path
     except (ValueError, FileNotFoundError) as exc:
         print(f"runs_table: {exc}", file=sys.stderr)
         return 2
     print(markdown(runs))
+    if args.eval:
+        print()
+        print(eval_markdown(run_dirs, configs))
     return 0
 
 
