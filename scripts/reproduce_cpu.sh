@@ -14,7 +14,8 @@
 # ESTIMATOR (reinforce, reinforce_baseline, grpo), POOL=0 (no pool growth), LR, KL, N, TEMPERATURE,
 # SEED, ITERATIONS (a fixed number of iterations instead of the time budget: the controls use the
 # main run's count, so a busier machine changes their wall time, not their amount of training),
-# EXTRA (more flags), SPLITS=validation (tuning: evaluate on the validation splits only).
+# EXTRA (more flags), SPLITS=validation (tuning: evaluate on the validation splits only),
+# KEEP_CKPT=0 (delete the run's training checkpoints, about 4 GB, once it is evaluated and reported).
 # Needs the benchmarks: KNOWRL_BENCHMARKS_DIR (default ../shared/benchmarks) with selfaware/ kuq/.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -81,4 +82,5 @@ $py evaluation/run_eval.py --compare "$base" "$run/eval/B_model" "${eval_flags[@
 
 $py -m openrlhf.knowrl.report "$run/logs" --compare "$run/eval/compare.json" \
   --ckpt_path "$run/ckpt" --save_path "$run/model"
+if [ "${KEEP_CKPT:-1}" = "0" ]; then rm -rf "$run/ckpt"; echo "[reproduce] removed $run/ckpt (KEEP_CKPT=0)"; fi
 echo "[reproduce] $(date -u '+%Y-%m-%d %H:%M:%S') done: $run/logs/report.md, $run/eval/compare.json"

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Tuning step of issue #9 for the training knobs: short KnowRL runs of the embedded model, one per
+# configuration, each scored against the base model on the VALIDATION splits only (the test
+# splits stay for the final comparison of a configuration chosen here). Every configuration in
+# the list below was fixed before any of them ran; all are reported, the worse ones included.
+#
+#   bash scripts/tune_training.sh                 # all, in the background; log runs/tuning/train.log
+#   ONLY=lr3e-6 bash scripts/tune_training.sh     # one configuration
+#   FOREGROUND=1 TUNE_ITERATIONS=20 bash scripts/tune_training.sh
+#
+# Each run is scripts/reproduce_cpu.sh with SPLITS=validation KEEP_CKPT=0 and a fixed number of
+# iterations (TUNE_ITERATIONS, default 20: run A had collapsed to all-"infeasible" by iteration
+# 30), so it resumes the same way after an interruption. About 17 minutes per configuration on
+# a 2-core machine. The table at the end: python -m openrlhf.knowrl.runs_table ... --eval
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+out=runs/tuning
+iterations=${TUNE_ITERATIONS:-20}
+if ! [[ "$iterations" =~ ^[0-9]+$ ]] || [ "$iterations" -lt 2 ]; then
+    echo "tune_training.sh: TUNE_ITERATIONS=$iterations: give a whole number of iterations, at least 2" >&2
+    exit 2
+fi
+
+# name, then the reproduce_cpu.sh knobs that differ from configuration A
+configs=(
+    "A"
+    "lr3e-6 LR=3e-6"
+    "kl0.1 KL=0.1"
+    "temp1.3 TEMPERATURE=1.3"
+    "band0.7 EXTRA=--max_group_reward=0.7"
+    "soft REWARD=soft_consensus"
+    "n4 N=4"
+    "n8 N=8"
+    "lr3e-7 LR=3e-7"
+)
+names=()
+for c in "${configs[@]}"; do names+=("${c%% *}"); done
+if [ -n "${ONLY:-}" ] && [[ " ${names[*]} " != *" $ONLY "* ]]; then
+    echo "tune_training.sh: ONLY=$ONLY is not a configuration; use one of: ${names[*]}" >&2
+    exit 2
+fi
+
+mkdir -p "$out"
+if [ "${FOREGROUND:-0}" != "1" ]; then
+    FOREGROUND=1 nohup bash "$root/scripts/tune_training.sh" >>"$out/train.log" 2>&1 &
+    echo "tune_training.sh: running in the background (pid $!); log: $out/train.log"
+    exit 0
+fi
+
+logs=()
+for c in "${configs[@]}"; do
+    read -r name knobs <<<"$c"
+    logs+=("$out/train_$name/logs")
+    if [ -n "${ONLY:-}" ] && [ "$ONLY" != "$name" ]; then continue; fi
+    echo "[tune] $(date -u '+%Y-%m-%d %H:%M:%S') $name: ${knobs:-configuration A}"
+    # shellcheck disable=SC2086
+    env $knobs SPLITS=validation KEEP_CKPT=0 ITERATIONS="$iterations" TRAIN_MINUTES=0 \
+        RUN_DIR="$out/train_$name" FOREGROUND=1 bash scripts/reproduce_cpu.sh
+done
+
+present=()
+for l in "${logs[@]}"; do [ -d "$l" ] && present+=("$l"); done
+.venv/bin/python -m openrlhf.knowrl.runs_table "${present[@]}" --windows "1-$((iterations / 2)),$((iterations / 2 + 1))-$iterations" --eval
