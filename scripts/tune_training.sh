@@ -22,9 +22,14 @@ if ! [[ "$iterations" =~ ^[0-9]+$ ]] || [ "$iterations" -lt 2 ]; then
     exit 2
 fi
 
-# name, then the reproduce_cpu.sh knobs that differ from configuration A
+# name, then the reproduce_cpu.sh knobs that differ from configuration A. genlabel_low0 was added
+# after the generation-label control's training logs (not any evaluation) showed that the band's
+# lower bound dropped 168 of its 174 groups of tasks written as feasible: the model answered
+# "infeasible" to them, their reward was 0, so the only groups that could teach "feasible" never
+# trained. With no lower bound those groups train, with a negative advantage for "infeasible".
 configs=(
     "A"
+    "genlabel_low0 REWARD=generation_label EXTRA=--min_group_reward=0"
     "lr3e-6 LR=3e-6"
     "kl0.1 KL=0.1"
     "temp1.3 TEMPERATURE=1.3"

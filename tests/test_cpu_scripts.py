@@ -23,7 +23,7 @@ def test_reproduce_refuses_an_unknown_splits_value(tmp_path):
 
 
 @pytest.mark.parametrize("env, message", [
-    ({"ONLY": "lr1"}, "ONLY=lr1 is not a configuration; use one of: A lr3e-6 "),
+    ({"ONLY": "lr1"}, "ONLY=lr1 is not a configuration; use one of: A genlabel_low0 lr3e-6 "),
     ({"TUNE_ITERATIONS": "1"}, "TUNE_ITERATIONS=1: give a whole number of iterations, at least 2"),
     ({"TUNE_ITERATIONS": "ten"}, "TUNE_ITERATIONS=ten: give a whole number"),
 ])
