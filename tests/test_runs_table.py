@@ -67,3 +67,17 @@ def test_eval_table_shows_the_differing_settings_and_each_comparison(tmp_path, c
                       "|  | 0.500 -> n/a |  |")
     assert out[3].startswith("| tune_a | 1e-06 | own tasks (40 / 38) | consistency 0.500 -> 0.700, +0.200")
     assert out[4] == "| tune_b | 3e-06 | not evaluated yet |  |  |  |  |"
+
+
+def test_band_table_counts_groups_by_generation_label(tmp_path, capsys):
+    logs = write_run(tmp_path / "genlabel", [metrics(1, 0.9, 1)])
+    (logs / "config.json").write_text(json.dumps({"min_group_reward": 0.2, "max_group_reward": 0.9}))
+    (logs / "iterations").mkdir()
+    groups = [("feasible", 0.0, False), ("feasible", 0.5, True), ("infeasible", 1.0, False),
+              ("infeasible", 0.8, True), ("infeasible", 0.5, False)]
+    (logs / "iterations" / "iter_0001.jsonl").write_text("".join(
+        json.dumps({"iteration": 1, "task": f"t{i}", "gen_label": g, "mean_reward": r, "kept": k, "samples": []}) + "\n"
+        for i, (g, r, k) in enumerate(groups)))
+    assert main([str(logs), "--windows", "1-1", "--band"]) == 0
+    out = capsys.readouterr().out.split("\n\n")[1].splitlines()
+    assert out[2:] == ["| genlabel | feasible | 2 | 1 | 1 | 0 | 0 |", "| genlabel | infeasible | 3 | 1 | 0 | 1 | 1 |"]

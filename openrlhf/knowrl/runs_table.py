@@ -8,7 +8,9 @@ For each run (its --log_dir) and each window, the mean over the window's iterati
 rollout metrics, plus how many groups were kept and how many iterations trained. A window the
 run has not reached yet shows its iteration count so far. ``--eval`` adds a second table: the
 settings in which the runs differ, and each run's held-out comparison with the base model
-(``<run>/eval/compare.json``, written by scripts/reproduce_cpu.sh), split by split.
+(``<run>/eval/compare.json``, written by scripts/reproduce_cpu.sh), split by split. ``--band``
+adds where the groups went: for tasks written as feasible and as infeasible, how many groups were
+kept, dropped below the reward band and dropped above it, over the whole run.
 """
 
 from __future__ import annotations
@@ -135,22 +137,53 @@ def eval_markdown(runs: dict[str, Path], configs: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def band_counts(records: dict[int, list[dict]], low: float, high: float) -> dict[str, dict[str, int]]:
+    """{generation label: {"kept", "below", "above", "other"}} over every task group the run scored
+    ("other": dropped with a mean reward inside the band)."""
+    counts: dict[str, dict[str, int]] = {}
+    for rows in records.values():
+        for row in rows:
+            label = row.get("gen_label") or "none"
+            mean = num(row.get("mean_reward"))
+            where = "kept" if row.get("kept") else ("below" if mean is not None and mean < low else
+                                                    "above" if mean is not None and mean > high else "other")
+            slot = counts.setdefault(label, {"kept": 0, "below": 0, "above": 0, "other": 0})
+            slot[where] += 1
+    return counts
+
+
+def band_markdown(runs: dict[str, dict[str, dict[str, int]]]) -> str:
+    head = ["run", "tasks written as", "groups", "kept", "dropped below the band", "dropped above the band",
+            "dropped otherwise"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, counts in runs.items():
+        for label in sorted(counts):
+            c = counts[label]
+            lines.append(f"| {name} | {label} | {sum(c.values())} | {c['kept']} | {c['below']} | {c['above']} | {c['other']} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m openrlhf.knowrl.runs_table", description=__doc__.split("\n")[0])
     p.add_argument("log_dirs", nargs="+", help="the --log_dir of each run (its folder name labels the row)")
     p.add_argument("--windows", default="1-10,11-30,31-60,61-92", help="iteration windows, FIRST-LAST,...")
     p.add_argument("--eval", action="store_true",
                    help="also print the differing settings and each run's held-out comparison (<run>/eval/compare.json)")
+    p.add_argument("--band", action="store_true",
+                   help="also count, per generation label, the groups kept and dropped below/above the reward band")
     args = p.parse_args(argv)
     try:
         windows = parse_windows(args.windows)
-        runs, configs, run_dirs = {}, {}, {}
+        runs, configs, run_dirs, bands = {}, {}, {}, {}
         for log_dir in args.log_dirs:
             path = Path(log_dir)
             name = path.parent.name if path.name == "logs" else path.name
             loaded = load_run(path)
             runs[name] = window_rows(loaded["metrics"], windows)
             configs[name] = loaded["config"] or {}
+            band = (num(configs[name].get("min_group_reward")), num(configs[name].get("max_group_reward")))
+            bands[name] = band_counts(loaded["records"], band[0] if band[0] is not None else float("-inf"),
+                                      band[1] if band[1] is not None else float("inf"))
             run_dirs[name] = path.parent if path.name == "logs" else path
     except (ValueError, FileNotFoundError) as exc:
         print(f"runs_table: {exc}", file=sys.stderr)
@@ -159,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.eval:
         print()
         print(eval_markdown(run_dirs, configs))
+    if args.band:
+        print()
+        print(band_markdown(bands))
     return 0
 
 
