@@ -10,9 +10,10 @@
 #
 # Each run is scripts/reproduce_cpu.sh with SPLITS=validation KEEP_CKPT=0 and a fixed number of
 # iterations (TUNE_ITERATIONS, default 10: run A's share of "feasible" answers was 0.042 over
-# iterations 1-10 and 0.010 over 11-30, so the drift shows early), resumable the same way. About 20
-# minutes per configuration on a 2-core machine (the first iterations, where most groups are
-# kept, are the slow ones). The table at the end: python -m openrlhf.knowrl.runs_table ... --eval
+# iterations 1-10 and 0.010 over 11-30, so the drift shows early), resumable the same way. About 35
+# minutes per configuration on a 2-core machine (genlabel_low0: 31 min of training, 150-190 s per
+# iteration, since the first iterations keep most groups; then the validation evaluation).
+# The table at the end: python -m openrlhf.knowrl.runs_table ... --eval
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
