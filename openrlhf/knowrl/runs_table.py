@@ -78,17 +78,23 @@ def window_rows(metrics: list[dict], windows: list[tuple[int, int]]) -> list[dic
     return rows
 
 
+def table(head: list[str], rows: list[list[str]]) -> str:
+    """A markdown table."""
+    return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+                     + ["| " + " | ".join(row) + " |" for row in rows])
+
+
 def markdown(runs: dict[str, list[dict]]) -> str:
     head = ["run", "iterations"] + [name for _, name in COLUMNS] + ["groups kept", "iterations with an update"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for name, rows in runs.items():
-        for row in rows:
+    body = []
+    for name, windows in runs.items():
+        for row in windows:
             seen = row["window"] if row["iterations"] == row["planned"] else \
                 f"{row['window']} ({row['iterations']} so far)"
             cells = [name, seen] + ["" if row[key] is None else f"{row[key]:.3f}" for key, _ in COLUMNS]
             cells += [f"{row['groups_kept']:g}", str(row["updates"])]
-            lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+            body.append(cells)
+    return table(head, body)
 
 
 def differing_knobs(configs: dict[str, dict]) -> list[tuple[str, str]]:
@@ -117,24 +123,24 @@ def eval_markdown(runs: dict[str, Path], configs: dict[str, dict]) -> str:
     the paired bootstrap CI of the difference. A run not yet evaluated gets one row saying so."""
     knobs = differing_knobs(configs)
     head = ["run"] + [name for _, name in knobs] + ["split (n)"] + [name for _, name in EVAL_METRICS]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = []
     for name, run_dir in runs.items():
         prefix = [name] + [str(configs[name].get(key, "")) for key, _ in knobs]
         path = run_dir / "eval" / "compare.json"
         if not path.is_file():
-            lines.append("| " + " | ".join(prefix + ["not evaluated yet"] + [""] * len(EVAL_METRICS)) + " |")
+            rows.append(prefix + ["not evaluated yet"] + [""] * len(EVAL_METRICS))
             continue
         compared = json.loads(path.read_text(encoding="utf-8"))
         for split, entry in compared.get("benchmarks", {}).items():
             cells = [f"{split} ({entry.get('n')})"] + [change(entry["metrics"].get(key, {})) for key, _ in EVAL_METRICS]
-            lines.append("| " + " | ".join(prefix + cells) + " |")
+            rows.append(prefix + cells)
         intrinsic = compared.get("intrinsic")
         if intrinsic:
             n = intrinsic.get("n", {})
             cells = [f"own tasks ({n.get('A')} / {n.get('B')})", "consistency " + change(intrinsic.get("consistency", {})),
                      "", "", change(intrinsic.get("mean_agreement", {}))]
-            lines.append("| " + " | ".join(prefix + cells) + " |")
-    return "\n".join(lines)
+            rows.append(prefix + cells)
+    return table(head, rows)
 
 
 def band_counts(records: dict[int, list[dict]], low: float, high: float) -> dict[str, dict[str, int]]:
@@ -155,12 +161,12 @@ def band_counts(records: dict[int, list[dict]], low: float, high: float) -> dict
 def band_markdown(runs: dict[str, dict[str, dict[str, int]]]) -> str:
     head = ["run", "tasks written as", "groups", "kept", "dropped below the band", "dropped above the band",
             "dropped otherwise"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = []
     for name, counts in runs.items():
         for label in sorted(counts):
             c = counts[label]
-            lines.append(f"| {name} | {label} | {sum(c.values())} | {c['kept']} | {c['below']} | {c['above']} | {c['other']} |")
-    return "\n".join(lines)
+            rows.append([name, label] + [str(v) for v in (sum(c.values()), c["kept"], c["below"], c["above"], c["other"])])
+    return table(head, rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -181,9 +187,10 @@ def main(argv: list[str] | None = None) -> int:
             loaded = load_run(path)
             runs[name] = window_rows(loaded["metrics"], windows)
             configs[name] = loaded["config"] or {}
-            band = (num(configs[name].get("min_group_reward")), num(configs[name].get("max_group_reward")))
-            bands[name] = band_counts(loaded["records"], band[0] if band[0] is not None else float("-inf"),
-                                      band[1] if band[1] is not None else float("inf"))
+            if args.band:
+                low, high = (num(configs[name].get(key)) for key in ("min_group_reward", "max_group_reward"))
+                bands[name] = band_counts(loaded["records"], float("-inf") if low is None else low,
+                                          float("inf") if high is None else high)
             run_dirs[name] = path.parent if path.name == "logs" else path
     except (ValueError, FileNotFoundError) as exc:
         print(f"runs_table: {exc}", file=sys.stderr)
