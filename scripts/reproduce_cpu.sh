@@ -65,15 +65,16 @@ fi
 
 # The base model's results are shared by every run that uses the same splits and settings.
 base=${BASE_EVAL:-runs/base_eval}
-all_splits=(--benchmark "$run/splits/selfaware_validation.jsonl" --benchmark "$run/splits/kuq_validation.jsonl"
-            --benchmark "$run/splits/selfaware_test.jsonl" --benchmark "$run/splits/kuq_test.jsonl")
+validation_splits=(--benchmark "$run/splits/selfaware_validation.jsonl" --benchmark "$run/splits/kuq_validation.jsonl")
+test_splits=(--benchmark "$run/splits/selfaware_test.jsonl" --benchmark "$run/splits/kuq_test.jsonl")
+all_splits=("${validation_splits[@]}" "${test_splits[@]}")
 sampling=(--n_samples 4 --max_new_tokens 24 --seed 0)
 if [ ! -f "$base/predictions.jsonl" ]; then
     $py evaluation/run_eval.py --model-path "" "${all_splits[@]}" "${sampling[@]}" --intrinsic 20 --output_dir "$base"
 fi
 # SPLITS=validation (tuning): the trained model never sees the test splits
 eval_flags=("${all_splits[@]}" "${sampling[@]}")
-if [ "$splits" = "validation" ]; then eval_flags=("${all_splits[@]:0:4}" "${sampling[@]}"); fi
+if [ "$splits" = "validation" ]; then eval_flags=("${validation_splits[@]}" "${sampling[@]}"); fi
 if [ ! -f "$run/eval/B_model/predictions.jsonl" ]; then
     $py evaluation/run_eval.py --model-path "$run/model" "${eval_flags[@]}" --intrinsic 20 \
       --output_dir "$run/eval/B_model"
