@@ -13,7 +13,8 @@
 # iterations 1-10 and 0.010 over 11-30, so the drift shows early), resumable the same way. About 35
 # minutes per configuration on a 2-core machine (genlabel_low0: 31 min of training, 150-190 s per
 # iteration, since the first iterations keep most groups; then the validation evaluation).
-# The table at the end: python -m openrlhf.knowrl.runs_table ... --eval
+# The tables at the end: python -m openrlhf.knowrl.runs_table ... --eval (the last one ranks the
+# configurations by runs_table.selection_score, validation splits only: that is how one is picked).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"

@@ -81,3 +81,29 @@ def test_band_table_counts_groups_by_generation_label(tmp_path, capsys):
     assert main([str(logs), "--windows", "1-1", "--band"]) == 0
     out = capsys.readouterr().out.split("\n\n")[1].splitlines()
     assert out[2:] == ["| genlabel | feasible | 2 | 1 | 1 | 0 | 0 |", "| genlabel | infeasible | 3 | 1 | 0 | 1 | 1 |"]
+
+
+def test_ranking_uses_validation_macro_f1_then_auroc_and_ignores_test_splits(tmp_path, capsys):
+    def diff(estimate):
+        return {"A": 0.5, "B": 0.5 + estimate, "estimate": estimate, "ci_low": estimate - 0.1, "ci_high": estimate + 0.1}
+
+    def evaluated(name, val_f1, val_auroc, test_f1):
+        logs = write_run(tmp_path / name, [metrics(1, 0.8, 1)])
+        (logs.parent / "eval").mkdir()
+        splits = {"selfaware_validation": (val_f1[0], val_auroc), "kuq_validation": (val_f1[1], val_auroc),
+                  "selfaware_test": (test_f1, 0.3)}
+        (logs.parent / "eval" / "compare.json").write_text(json.dumps({"benchmarks": {
+            split: {"n": 100, "metrics": {"macro_f1": diff(f1), "auroc": diff(auroc)}}
+            for split, (f1, auroc) in splits.items()}}))
+        return str(logs)
+
+    # tie on validation macro-F1 (mean +0.02) broken by AUROC; a large test gain must not lift run c
+    a = evaluated("a", (0.00, 0.04), 0.01, 0.0)
+    b = evaluated("b", (0.02, 0.02), 0.05, 0.0)
+    c = evaluated("c", (-0.05, 0.01), 0.20, 0.5)
+    unevaluated = str(write_run(tmp_path / "d", [metrics(1, 0.8, 1)]))
+    assert main([a, b, c, unevaluated, "--windows", "1-1", "--eval"]) == 0
+    ranking = capsys.readouterr().out.split("\n\n")[2].splitlines()
+    assert [row.split(" | ")[1] for row in ranking[2:]] == ["b", "a", "c"]
+    assert ranking[2] == "| 1 | b | +0.020 | +0.050 |"
+    assert ranking[4] == "| 3 | c | -0.020 | +0.200 |"

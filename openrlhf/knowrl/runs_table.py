@@ -6,9 +6,10 @@ section is made of.
 
 For each run (its --log_dir) and each window, the mean over the window's iterations of the
 rollout metrics, plus how many groups were kept and how many iterations trained. A window the
-run has not reached yet shows its iteration count so far. ``--eval`` adds a second table: the
-settings in which the runs differ, and each run's held-out comparison with the base model
-(``<run>/eval/compare.json``, written by scripts/reproduce_cpu.sh), split by split. ``--band``
+run has not reached yet shows its iteration count so far. ``--eval`` adds the settings in which
+the runs differ and each run's held-out comparison with the base model (``<run>/eval/compare.json``,
+written by scripts/reproduce_cpu.sh), split by split, then the evaluated runs ranked by
+``selection_score`` on the validation splits only: how tuning picks a configuration. ``--band``
 adds where the groups went: for tasks written as feasible and as infeasible, how many groups were
 kept, dropped below the reward band and dropped above it, over the whole run.
 """
@@ -143,6 +144,40 @@ def eval_markdown(runs: dict[str, Path], configs: dict[str, dict]) -> str:
     return table(head, rows)
 
 
+def selection_score(compared: dict) -> tuple[float, float] | None:
+    """How tuning picks a configuration, fixed before any tuning run was evaluated: the mean over
+    the VALIDATION splits of the trained-minus-base macro-F1 difference, then of the AUROC
+    difference to break ties. Macro-F1 because a model that answers one label to everything
+    keeps accuracy 0.5 on a balanced split but drops to macro-F1 0.333; test splits never count.
+    None when the run has no validation split compared."""
+    f1, auroc = [], []
+    for split, entry in compared.get("benchmarks", {}).items():
+        if "validation" not in split:
+            continue
+        metrics = entry.get("metrics", {})
+        f1.append(num(metrics.get("macro_f1", {}).get("estimate")))
+        auroc.append(num(metrics.get("auroc", {}).get("estimate")))
+    f1 = [v for v in f1 if v is not None]
+    auroc = [v for v in auroc if v is not None]
+    if not f1:
+        return None
+    return sum(f1) / len(f1), (sum(auroc) / len(auroc) if auroc else float("-inf"))
+
+
+def ranking_markdown(runs: dict[str, Path]) -> str:
+    """The evaluated runs, best first by selection_score."""
+    scored = []
+    for name, run_dir in runs.items():
+        path = run_dir / "eval" / "compare.json"
+        score = selection_score(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else None
+        if score is not None:
+            scored.append((score, name))
+    scored.sort(key=lambda item: item[0], reverse=True)
+    rows = [[str(rank), name, f"{f1:+.3f}", "n/a" if auroc == float("-inf") else f"{auroc:+.3f}"]
+            for rank, ((f1, auroc), name) in enumerate(scored, 1)]
+    return table(["rank", "run", "validation macro-F1 difference (mean)", "validation AUROC difference (mean)"], rows)
+
+
 def band_counts(records: dict[int, list[dict]], low: float, high: float) -> dict[str, dict[str, int]]:
     """{generation label: {"kept", "below", "above", "other"}} over every task group the run scored
     ("other": dropped with a mean reward inside the band)."""
@@ -199,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.eval:
         print()
         print(eval_markdown(run_dirs, configs))
+        print()
+        print(ranking_markdown(run_dirs))
     if args.band:
         print()
         print(band_markdown(bands))
