@@ -11,7 +11,7 @@
 # Each run is scripts/reproduce_cpu.sh with SPLITS=validation KEEP_CKPT=0 and a fixed number of
 # iterations (TUNE_ITERATIONS, default 10: run A's share of "feasible" answers was 0.042 over
 # iterations 1-10 and 0.010 over 11-30, so the drift shows early), resumable the same way. 11 to 36
-# minutes per configuration on a 2-core machine, 2 h 30 min for all seven (2026-11-23/24): the
+# minutes per configuration on a 2-core machine, about 2 h 25 min for all seven (2026-11-23/24): the
 # iteration time is set by how many groups the band keeps (genlabel_low0 kept 66 groups, 31 min of
 # training; n4 kept 31, 8 min), then 3.5-5 min for the validation evaluation.
 # The tables at the end: python -m openrlhf.knowrl.runs_table ... --eval (the last one ranks the
