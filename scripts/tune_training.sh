@@ -7,6 +7,7 @@
 #   bash scripts/tune_training.sh                 # all, in the background; log runs/tuning/train.log
 #   ONLY=lr3e-6 bash scripts/tune_training.sh     # one configuration
 #   FOREGROUND=1 TUNE_ITERATIONS=20 bash scripts/tune_training.sh
+#   SET=controls bash scripts/tune_training.sh    # the controls at the same budget (not candidates)
 #
 # Each run is scripts/reproduce_cpu.sh with SPLITS=validation KEEP_CKPT=0 and a fixed number of
 # iterations (TUNE_ITERATIONS, default 10: run A's share of "feasible" answers was 0.042 over
@@ -40,6 +41,19 @@ configs=(
     "band0.7 EXTRA=--max_group_reward=0.7"
     "n4 N=4"
 )
+# The controls of issue #9 that the long runs have not covered yet, at this budget, next to
+# configuration A's run above (same code, same seed): no pool growth, and the two other advantage
+# estimators. They answer "does this part matter", so they are never candidates for the pick.
+controls=(
+    "nopool POOL=0"
+    "reinforce_baseline ESTIMATOR=reinforce_baseline"
+    "grpo ESTIMATOR=grpo"
+)
+case "${SET:-tuning}" in
+    tuning) ;;
+    controls) configs=("${controls[@]}") ;;
+    *) echo "tune_training.sh: SET=$SET: use tuning (the configurations to pick from) or controls" >&2; exit 2 ;;
+esac
 names=()
 for c in "${configs[@]}"; do names+=("${c%% *}"); done
 if [ -n "${ONLY:-}" ] && [[ " ${names[*]} " != *" $ONLY "* ]]; then
@@ -66,5 +80,6 @@ for c in "${configs[@]}"; do
 done
 
 present=()
+if [ "${SET:-tuning}" = "controls" ]; then logs=("$out/train_A/logs" "${logs[@]}"); fi
 for l in "${logs[@]}"; do [ -d "$l" ] && present+=("$l"); done
 .venv/bin/python -m openrlhf.knowrl.runs_table "${present[@]}" --windows "1-$((iterations / 2)),$((iterations / 2 + 1))-$iterations" --eval

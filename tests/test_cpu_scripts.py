@@ -26,6 +26,8 @@ def test_reproduce_refuses_an_unknown_splits_value(tmp_path):
     ({"ONLY": "lr1"}, "ONLY=lr1 is not a configuration; use one of: A genlabel_low0 lr3e-6 "),
     ({"TUNE_ITERATIONS": "1"}, "TUNE_ITERATIONS=1: give a whole number of iterations, at least 2"),
     ({"TUNE_ITERATIONS": "ten"}, "TUNE_ITERATIONS=ten: give a whole number"),
+    ({"SET": "ablations"}, "SET=ablations: use tuning (the configurations to pick from) or controls"),
+    ({"SET": "controls", "ONLY": "lr3e-6"}, "ONLY=lr3e-6 is not a configuration; use one of: nopool "),
 ])
 def test_tuning_refuses_bad_knobs(tmp_path, env, message):
     r = run_script("tune_training.sh", env, tmp_path)
