@@ -119,19 +119,26 @@ def change(metric: dict) -> str:
     return text
 
 
-def eval_markdown(runs: dict[str, Path], configs: dict[str, dict]) -> str:
+def load_comparisons(run_dirs: dict[str, Path]) -> dict[str, dict | None]:
+    """Each run's <run>/eval/compare.json, None for a run not evaluated yet."""
+    comparisons = {}
+    for name, run_dir in run_dirs.items():
+        path = run_dir / "eval" / "compare.json"
+        comparisons[name] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    return comparisons
+
+
+def eval_markdown(comparisons: dict[str, dict | None], configs: dict[str, dict]) -> str:
     """One row per run and split: the differing knobs, then base -> trained for each metric with
     the paired bootstrap CI of the difference. A run not yet evaluated gets one row saying so."""
     knobs = differing_knobs(configs)
     head = ["run"] + [name for _, name in knobs] + ["split (n)"] + [name for _, name in EVAL_METRICS]
     rows = []
-    for name, run_dir in runs.items():
+    for name, compared in comparisons.items():
         prefix = [name] + [str(configs[name].get(key, "")) for key, _ in knobs]
-        path = run_dir / "eval" / "compare.json"
-        if not path.is_file():
+        if compared is None:
             rows.append(prefix + ["not evaluated yet"] + [""] * len(EVAL_METRICS))
             continue
-        compared = json.loads(path.read_text(encoding="utf-8"))
         for split, entry in compared.get("benchmarks", {}).items():
             cells = [f"{split} ({entry.get('n')})"] + [change(entry["metrics"].get(key, {})) for key, _ in EVAL_METRICS]
             rows.append(prefix + cells)
@@ -164,12 +171,11 @@ def selection_score(compared: dict) -> tuple[float, float] | None:
     return sum(f1) / len(f1), (sum(auroc) / len(auroc) if auroc else float("-inf"))
 
 
-def ranking_markdown(runs: dict[str, Path]) -> str:
+def ranking_markdown(comparisons: dict[str, dict | None]) -> str:
     """The evaluated runs, best first by selection_score."""
     scored = []
-    for name, run_dir in runs.items():
-        path = run_dir / "eval" / "compare.json"
-        score = selection_score(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else None
+    for name, compared in comparisons.items():
+        score = selection_score(compared) if compared is not None else None
         if score is not None:
             scored.append((score, name))
     scored.sort(key=lambda item: item[0], reverse=True)
@@ -232,10 +238,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(markdown(runs))
     if args.eval:
+        comparisons = load_comparisons(run_dirs)
         print()
-        print(eval_markdown(run_dirs, configs))
+        print(eval_markdown(comparisons, configs))
         print()
-        print(ranking_markdown(run_dirs))
+        print(ranking_markdown(comparisons))
     if args.band:
         print()
         print(band_markdown(bands))
