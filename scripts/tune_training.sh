@@ -15,6 +15,7 @@
 # minutes per configuration on a 2-core machine, about 2 h 25 min for all seven (2026-11-23/24): the
 # iteration time is set by how many groups the band keeps (genlabel_low0 kept 66 groups, 31 min of
 # training; n4 kept 31, 8 min), then 3.5-5 min for the validation evaluation.
+# SET=controls: 16 min each for nopool, reinforce_baseline and grpo (2026-11-24).
 # The tables at the end: python -m openrlhf.knowrl.runs_table ... --eval (the last one ranks the
 # configurations by runs_table.selection_score, validation splits only: that is how one is picked).
 set -euo pipefail
