@@ -50,10 +50,11 @@ controls=(
     "reinforce_baseline ESTIMATOR=reinforce_baseline"
     "grpo ESTIMATOR=grpo"
 )
-case "${SET:-tuning}" in
+set_name=${SET:-tuning}
+case "$set_name" in
     tuning) ;;
     controls) configs=("${controls[@]}") ;;
-    *) echo "tune_training.sh: SET=$SET: use tuning (the configurations to pick from) or controls" >&2; exit 2 ;;
+    *) echo "tune_training.sh: SET=$set_name: use tuning (the configurations to pick from) or controls" >&2; exit 2 ;;
 esac
 names=()
 for c in "${configs[@]}"; do names+=("${c%% *}"); done
@@ -81,6 +82,6 @@ for c in "${configs[@]}"; do
 done
 
 present=()
-if [ "${SET:-tuning}" = "controls" ]; then logs=("$out/train_A/logs" "${logs[@]}"); fi
+if [ "$set_name" = "controls" ]; then logs=("$out/train_A/logs" "${logs[@]}"); fi
 for l in "${logs[@]}"; do [ -d "$l" ] && present+=("$l"); done
 .venv/bin/python -m openrlhf.knowrl.runs_table "${present[@]}" --windows "1-$((iterations / 2)),$((iterations / 2 + 1))-$iterations" --eval

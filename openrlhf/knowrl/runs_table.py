@@ -175,7 +175,7 @@ def ranking_markdown(comparisons: dict[str, dict | None]) -> str:
     """The evaluated runs, best first by selection_score."""
     scored = []
     for name, compared in comparisons.items():
-        score = selection_score(compared) if compared is not None else None
+        score = selection_score(compared or {})
         if score is not None:
             scored.append((score, name))
     scored.sort(key=lambda item: item[0], reverse=True)
