@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import tempfile
 import time
 from types import SimpleNamespace
@@ -46,12 +45,6 @@ QWEN3B = dict(QWEN05B, hidden_size=2048, intermediate_size=11008, num_hidden_lay
               num_key_value_heads=2)
 TINY = dict(QWEN05B, hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
             num_key_value_heads=2, vocab_size=1024)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("", 0))
-        return sock.getsockname()[1]
 
 
 def build_model(shape: dict, path: str, dtype: torch.dtype) -> int:
@@ -143,11 +136,10 @@ def policy_update(model_path: str, variant: str, args, batches: list[dict], toke
     """One worker variant: "zero2", "zero3", optionally with "+packing" and/or "+offload"."""
     stage_name, *options = variant.split("+")
     zero_stage = int(stage_name.removeprefix("zero"))
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), RANK="0", WORLD_SIZE="1",
-                      LOCAL_RANK="0")
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
     worker = ModelWorker(rank=0, world_size=1, threads=None)
+    worker.set_rendezvous(*worker.open_rendezvous("127.0.0.1"))
     start = time.perf_counter()
     worker.init_model(model_path, trainable=True, zero_stage=zero_stage, bf16=True, seed=0,
                       micro_batch_size=args.micro_batch, learning_rate=args.lr, gradient_checkpointing=True,
@@ -172,7 +164,8 @@ def policy_update(model_path: str, variant: str, args, batches: list[dict], toke
 
     sync = {}
     if zero_stage == 3 and not options:
-        worker.init_weight_sync("127.0.0.1", free_port(), 1, 120.0)
+        worker.open_weight_sync(1, 120.0, host="127.0.0.1")
+        worker.init_weight_sync(1, 120.0)
         bucket = 256 * 2**20
         worker.broadcast_weights(bucket)
         sync_s, _ = timed(lambda: worker.broadcast_weights(bucket), 3)

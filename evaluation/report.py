@@ -2,7 +2,7 @@
 
 A *record* is one line of ``predictions.jsonl``: ``benchmark``, ``index``, ``source_id``,
 ``task``, ``gold``, ``category`` (``reason``/``type`` for intrinsic rows, whose ``benchmark``
-is ``"intrinsic"``), ``samples`` (each ``{"text", "label"}``), ``prediction``, ``confidence``
+is ``"intrinsic"``), ``samples`` (each ``{"text", "label", "finished"}``), ``prediction``, ``confidence``
 and ``agreement``. ``score_records`` derives every metric from ``gold``, ``category`` and the
 samples' parsed labels only, so ``--rescore`` reproduces ``metrics.json`` from the records.
 """
@@ -69,13 +69,14 @@ def score_records(records: list[dict]) -> dict:
 
 
 def reparse(records: list[dict]) -> int:
-    """Re-parse every sample's text with the current ``parse_label``; return how many changed."""
+    """Re-parse every sample's text with the current ``parse_label`` (a sample recorded as cut at
+    the length limit, ``"finished": false``, parsed as such); return how many changed."""
     from openrlhf.knowrl.prompts import parse_label
 
     changed = 0
     for r in records:
         for s in r["samples"]:
-            new = parse_label(s["text"])
+            new = parse_label(s["text"], s.get("finished", True))
             changed += new != s["label"]
             s["label"] = new
         labels = [s["label"] for s in r["samples"]]

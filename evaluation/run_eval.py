@@ -210,13 +210,13 @@ def evaluate_model(model_path: str, benches, templates, seeds, args, out_dir: Pa
           f"(T={args.temperature}, max_new_tokens={args.max_new_tokens}, max_model_len={clf.max_model_len})", flush=True)
     clf.start()
     t_gen = time.perf_counter()
-    texts = clf.generate([pr for _, _, _, pr in flat], n=args.n_samples, temperature=args.temperature,
-                         max_tokens=args.max_new_tokens)
+    completions = clf.generate([pr for _, _, _, pr in flat], n=args.n_samples, temperature=args.temperature,
+                               max_tokens=args.max_new_tokens)
     gen_s = time.perf_counter() - t_gen
     print(f"[eval] classified in {gen_s:.1f} s (engine start {clf.engine_start_s:.1f} s)", flush=True)
     records = []
-    for (b, i, it, _), outs in zip(flat, texts):
-        samples = [clf.sample(t) for t in outs]
+    for (b, i, it, _), outs in zip(flat, completions):
+        samples = [clf.sample(c.text, c.finished) for c in outs]
         records.append(R.make_record(b.name, i, it, samples))
 
     intrinsic_info, intr_s = None, 0.0
@@ -231,7 +231,7 @@ def evaluate_model(model_path: str, benches, templates, seeds, args, out_dir: Pa
         results = clf.generate([p for p, good in zip(prompts, ok) if good], n=args.n_samples,
                                temperature=args.temperature, max_tokens=args.max_new_tokens)
         for i, (t, outs) in enumerate(zip(tasks, results)):
-            samples = [clf.sample(x) for x in outs]
+            samples = [clf.sample(c.text, c.finished) for c in outs]
             item = {"task": t["task"], "label": t["label"], "category": t["reason"], "source_id": f"gen{i}"}
             records.append(R.make_record(R.INTRINSIC, i, item, samples, reason=t["reason"], type=t["type"]))
         R.write_jsonl(out_dir / "intrinsic_generations.jsonl", log)

@@ -4,6 +4,7 @@
 # the base and the trained model side by side on the held-out quick set.
 #   bash scripts/quickstart_cpu.sh            # outputs under ./runs/quickstart
 #   ITERATIONS=5 RUN_DIR=/tmp/kr bash scripts/quickstart_cpu.sh
+# A rerun moves the previous run's model/ckpt/logs aside as *.prev-<UTC time> (--overwrite).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -21,7 +22,7 @@ $py -m openrlhf.cli.train_knowrl \
   --train_batch_size 24 --micro_train_batch_size 6 --micro_rollout_batch_size 12 \
   --temperature 0.8 --actor_learning_rate 2e-6 --init_kl_coef 1e-3 \
   --min_group_reward 0.2 --max_group_reward 0.9 \
-  --save_path "$run/model" --ckpt_path "$run/ckpt" --log_dir "$run/logs"
+  --save_path "$run/model" --ckpt_path "$run/ckpt" --log_dir "$run/logs" --overwrite
 
 $py evaluation/run_eval.py --compare "" "$run/model" \
   --n_samples 4 --max_new_tokens 24 --output_dir "$run/eval"

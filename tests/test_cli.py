@@ -131,10 +131,12 @@ def test_gpu_launch_scripts_dry_run(script, tmp_path):
     """The cluster scripts' flags parse and validate (pointed at a local tiny model, no Ray)."""
     import subprocess
 
-    from tiny_model import build_tiny_model
+    from tiny_model import build_tiny_model, set_context
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, PRETRAIN=build_tiny_model(tmp_path / "tiny"), RUN_DIR=str(tmp_path / "run"),
+    # the stand-in gets the 7B/8B models' 32k context, which the scripts' lengths are sized for
+    model = set_context(build_tiny_model(tmp_path / "tiny"), 32768)
+    env = dict(os.environ, PRETRAIN=model, RUN_DIR=str(tmp_path / "run"),
                PATH=os.path.dirname(__import__("sys").executable) + os.pathsep + os.environ["PATH"])
     proc = subprocess.run(["bash", os.path.join(root, "scripts", script), "--dry_run"], cwd=root, env=env,
                           capture_output=True, text=True, timeout=300)

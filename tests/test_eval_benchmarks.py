@@ -177,3 +177,49 @@ def test_balanced_subsample():
     assert balanced_subsample(items, None) == items and balanced_subsample(items, 100) == items
     with pytest.raises(ValueError):
         balanced_subsample(items, 0)
+
+
+# ----------------------------------------------------------------------------- issue #19, item 13
+
+
+def test_selfaware_minified_and_jsonl_exports_load_like_the_original(tmp_path):
+    """Before: a one-line SelfAware.json small enough to parse whole, and a JSONL export of its
+    items, were both 'unknown benchmark format'."""
+    indented = tmp_path / "SelfAware.json"
+    indented.write_text(json.dumps(SELFAWARE, indent=4))
+    original = load_benchmark(str(indented))
+    minified = tmp_path / "selfaware_min.json"
+    minified.write_text(json.dumps(SELFAWARE, separators=(",", ":")))
+    assert minified.read_text().count("\n") == 0
+    export = write_jsonl(tmp_path / "selfaware_export.jsonl", SELFAWARE["example"])
+    for path in (minified, export):
+        assert sniff_format(path) == "selfaware"
+        b = load_benchmark(str(path))
+        assert b.format == "selfaware" and b.items == original.items, path
+
+
+def test_selfaware_jsonl_export_bad_line_names_file_and_line(tmp_path):
+    rows = json.loads(json.dumps(SELFAWARE["example"]))
+    rows[1]["answerable"] = "yes"
+    p = write_jsonl(tmp_path / "export.jsonl", rows)
+    with pytest.raises(BenchmarkError) as e:
+        load_benchmark(str(p))
+    assert str(e.value).startswith(f"{p}:2: 'answerable' must be true or false") and e.value.line == 2
+
+
+def test_duplicate_questions_are_counted_and_warned_about(tmp_path, capsys):
+    """Before: repeated questions loaded silently, each scored as a separate item."""
+    data = json.loads(json.dumps(SELFAWARE))
+    again = dict(data["example"][1], question_id=4, question="  who WROTE   hamlet?")
+    clash = dict(data["example"][2], question_id=5, answerable=True)
+    data["example"] += [again, clash]
+    p = tmp_path / "SelfAware.json"
+    p.write_text(json.dumps(data))
+    b = load_benchmark(str(p))
+    assert b.n_total == 5 and len(b.items) == 5 and b.n_duplicates == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"[eval] warning: {p}: 2 of 5 items repeat an earlier item's text")
+    assert "1 of these texts carry both labels" in err and "'who WROTE   hamlet?'" in err
+
+    b = load_benchmark(str(write_jsonl(tmp_path / "kuq.jsonl", KUQ)))
+    assert b.n_duplicates == 0 and capsys.readouterr().err == ""

@@ -44,7 +44,7 @@ def check_consistent(metrics: dict, preds: list[dict], k: int) -> None:
     assert m["accuracy"] == pytest.approx(correct / 8)
     assert m["unparseable_rate"] == pytest.approx(sum(r["prediction"] is None for r in preds) / 8)
     for r in preds:
-        assert len(r["samples"]) == k and all(set(s) == {"text", "label"} for s in r["samples"])
+        assert len(r["samples"]) == k and all(set(s) == {"text", "label", "finished"} for s in r["samples"])
         assert r["confidence"] == sum(s["label"] == "infeasible" for s in r["samples"]) / k
     assert set(m["per_category"]) <= {"ambiguity", "vague_or_open_ended"}
     assert set(m["per_type"]) == {"ambiguity"}

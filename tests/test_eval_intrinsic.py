@@ -5,6 +5,7 @@ rescoring reproducing the same metrics."""
 import json
 
 from evaluation import report as R
+from evaluation.engine import Completion
 from evaluation.intrinsic import generate_tasks, pick_examples
 from openrlhf.knowrl.prompts import DEFAULT_PROMPTS_DIR, load_seed_tasks, load_templates
 from openrlhf.knowrl.taxonomy import REASON_TO_TYPE
@@ -53,9 +54,10 @@ class FakeClassifier:
                 text = "\n".join(lines)
                 if p.endswith("Task:"):  # the prompt prefilled the first marker; continue after it
                     text = text[len("Task:"):]
-                out.append([text] * n)
+                out.append([Completion(text, True)] * n)
             else:
-                out.append(["Label: infeasible\nReason: x", "Label: feasible"][:n] + ["garbage"] * max(0, n - 2))
+                answers = ["Label: infeasible\nReason: x", "Label: feasible"][:n] + ["garbage"] * max(0, n - 2)
+                out.append([Completion(a, True) for a in answers])
         return out
 
 
@@ -76,7 +78,7 @@ def test_generate_and_score_intrinsic():
     records = []
     answers = clf.generate(["classify"] * len(tasks), n=3, temperature=1.0, max_tokens=8)
     for i, (t, outs) in enumerate(zip(tasks, answers)):
-        samples = [{"text": x, "label": parse_label(x)} for x in outs]
+        samples = [{"text": x.text, "label": parse_label(x.text)} for x in outs]
         item = {"task": t["task"], "label": t["label"], "category": t["reason"], "source_id": f"gen{i}"}
         records.append(R.make_record(R.INTRINSIC, i, item, samples, reason=t["reason"], type=t["type"]))
     scores = R.score_records(records)

@@ -7,7 +7,7 @@ import os
 import subprocess
 import time
 
-from openrlhf.knowrl.loop import complete_checkpoints
+from openrlhf.knowrl.checkpoint import complete_checkpoints
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ITERATIONS = 12

@@ -2,8 +2,6 @@
 on a tiny model, fed a consensus-rewarded group, raises the majority answer's log-probability and
 lowers the minority's; every parameter that receives gradient changes."""
 
-import socket
-
 import pytest
 import torch
 
@@ -12,12 +10,6 @@ from openrlhf.knowrl.prompts import chat_prompt
 from openrlhf.knowrl.reward import RewardGroup, consensus
 from openrlhf.trainer.experience import build_experience
 from openrlhf.trainer.model_worker import ModelWorker
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +27,7 @@ def worker(request, tmp_path_factory, process_group):
 
     model_dir = build_tiny_model(tmp_path_factory.mktemp("tiny_learn") / "model")
     w = ModelWorker(rank=0, world_size=1, threads=2)
-    w.set_rendezvous("127.0.0.1", free_port())
+    w.set_rendezvous(*w.open_rendezvous("127.0.0.1"))
     w.init_model(model_dir, trainable=True, zero_stage=2, bf16=False, seed=0, micro_batch_size=4,
                  learning_rate=3e-3, max_norm=10.0, share_prompt_prefix=request.param == "shared_prompt")
     w.model_dir = model_dir

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import time
 
-from openrlhf.knowrl.loop import complete_checkpoints
+from openrlhf.knowrl.checkpoint import complete_checkpoints
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

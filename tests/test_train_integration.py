@@ -76,6 +76,7 @@ def test_two_iterations_zero2_two_ranks_packed_overlapped(tmp_path, tiny_model):
     out, stdout = run_training(tmp_path, tiny_model, "--zero_stage", "2", "--packing_samples",
                                "--overlap_introspection")
     check_run(out, stdout, tiny_model)
+    assert "engines and policy in float32" in stdout, "the engines sample in the fp32 policy's dtype"
     metrics = [json.loads(line) for line in (out / "logs" / "metrics.jsonl").read_text().splitlines()]
     assert all(m["train/old_logprobs_scored"] == 1.0 for m in metrics), "KL in the reward needs π_old"
     # iteration 2's tasks were written during iteration 1's update; nothing is started past the last
@@ -89,7 +90,13 @@ def test_two_iterations_zero3_grpo_kl_loss_shared_prompts(tmp_path, tiny_model):
     # Prompt sharing runs two forwards (prompt, then answers) before one backward: ZeRO-3 must
     # gather and release its partitioned weights for both. Colocated: the two ranks gather each
     # bucket and the engine copies it from shared memory.
+    # A random model's answers are cut at --generate_max_len and carry no label, so consensus
+    # rewards would all be 0 and GRPO's advantages with them: a reward that tells the samples
+    # apart (the parity of the answer's length) keeps the gradient, and the test, non-trivial.
+    reward_file = tmp_path / "parity_reward.py"
+    reward_file.write_text("def reward_func(group):\n    return [float(len(t) % 2) for t in group.texts]\n")
     out, stdout = run_training(tmp_path, tiny_model, "--zero_stage", "3", "--share_prompt_prefix",
+                               "--reward_func", str(reward_file),
                                "--train_batch_size", "16", "--advantage_estimator", "grpo",
                                "--use_kl_loss", "--init_kl_coef", "0.01", "--kl_estimator", "k3",
                                "--use_tensorboard", str(tmp_path / "tb"), "--verbose", "--colocate_all_models")

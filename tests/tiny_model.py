@@ -93,6 +93,18 @@ if __name__ == "__main__":  # pragma: no cover - manual use: python tests/tiny_m
     print(build_tiny_model(sys.argv[1] if len(sys.argv) > 1 else "tiny_model"))
 
 
+def set_context(model_dir: str | os.PathLike, tokens: int) -> str:
+    """Make the model in ``model_dir`` say its context is ``tokens`` long (``max_position_embeddings``
+    in config.json and ``model_max_length`` in tokenizer_config.json, which vLLM both read); the
+    weights have no position table, so any length works. Returns the folder."""
+    for name, key in (("config.json", "max_position_embeddings"), ("tokenizer_config.json", "model_max_length")):
+        path = Path(model_dir) / name
+        data = json.loads(path.read_text())
+        data[key] = tokens
+        path.write_text(json.dumps(data, indent=2) + "\n")
+    return str(model_dir)
+
+
 def tiny_train_command(model_dir: str, out_dir, *extra: str) -> list[str]:
     """The training CLI on a tiny model with everything small; `extra` flags override these
     (argparse keeps the last value). Outputs go to out_dir/{model,ckpt,logs}."""

@@ -14,7 +14,15 @@ import os
 import sys
 import time
 
+from openrlhf.knowrl.checkpoint import (
+    complete_checkpoints,
+    fresh_run_problem,
+    move_earlier_run_aside,
+    previous_run_files,
+    resume_check,
+)
 from openrlhf.knowrl.config import KnowRLConfig
+from openrlhf.knowrl.prompts import prompt_lengths
 
 GROUP_TITLES = {
     "model": "model and checkpoints",
@@ -140,7 +148,10 @@ def validate(cfg: KnowRLConfig):
     need(cfg.init_kl_coef >= 0, "--init_kl_coef must be >= 0")
     need(cfg.temperature > 0 and cfg.introspection_temperature > 0,
          "--temperature and --introspection_temperature must be > 0: consensus needs sampled answers")
-    need(0 < cfg.top_p <= 1, "--top_p must be in (0, 1]")
+    # kept as a flag for OpenRLHF compatibility; only 1 is accepted
+    need(cfg.top_p == 1, f"--top_p {cfg.top_p}: the trainer's log-probs and the KL are over the full softmax, "
+                         f"so nucleus-truncated samples make the PPO ratio and the KL biased: use --top_p 1 and a "
+                         f"lower --temperature instead")
     need(cfg.few_shot_examples >= 2, "--few_shot_examples must be at least 2 (one per label)")
     need(cfg.min_task_chars < cfg.max_task_chars, "--min_task_chars must be below --max_task_chars")
     if cfg.reward_func in ("consensus", "soft_consensus"):
@@ -218,14 +229,43 @@ def validate(cfg: KnowRLConfig):
          f"{seeds_path}: the seed tasks need both labels for few-shot prompts, found only {sorted(labels)}")
     try:
         reward_fn = get_reward_func(cfg.reward_func)
-    except (ValueError, ImportError, OSError) as exc:
-        raise ConfigError(f"--reward_func: {exc}") from None
+    except (Exception, SystemExit) as exc:   # a reward file is user code: anything it raises is one line
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if not isinstance(exc, ValueError):   # load_reward_file's own ValueErrors already name the file
+            first = f"{cfg.reward_func}: loading it failed ({type(exc).__name__}: {first}) — fix the file"
+        raise ConfigError(f"--reward_func: {first}") from None
 
     for flag, path in (("--save_path", cfg.save_path), ("--ckpt_path", cfg.ckpt_path), ("--log_dir", cfg.log_dir)):
         _writable_dir(path, flag)
     if cfg.use_tensorboard:
         _writable_dir(cfg.use_tensorboard, "--use_tensorboard")
     return seeds, templates, reward_fn, use_gpu
+
+
+def prepare_run_folders(cfg: KnowRLConfig, model_path: str) -> None:
+    """Before Ray: a fresh run must not land in an earlier run's folders (unless --overwrite,
+    which moves that run aside; a dry run only says what it would move), and --load_checkpoint
+    must find a checkpoint saved under the same model, rank count, ZeRO stage and precision.
+    Raises ConfigError with the one line to print."""
+    problem = fresh_run_problem(cfg)
+    if problem:
+        raise ConfigError(problem)
+    if cfg.load_checkpoint:
+        error, warnings = resume_check(cfg, model_path)
+        for line in warnings:
+            print(f"[knowrl] warning: {line}", flush=True)
+        if error:
+            raise ConfigError(error)
+    elif cfg.overwrite and previous_run_files(cfg):
+        if cfg.dry_run:
+            print(f"[knowrl] dry run: --overwrite would move aside {', '.join(previous_run_files(cfg))}", flush=True)
+            return
+        try:
+            moved = move_earlier_run_aside(cfg)
+        except (ValueError, OSError) as exc:
+            raise ConfigError(f"--overwrite: {exc}") from None
+        for old, new in moved:
+            print(f"[knowrl] --overwrite: the earlier run's {old} is now {new}", flush=True)
 
 
 def load_tokenizer(model_path: str, trust_remote_code: bool):
@@ -239,7 +279,111 @@ def load_tokenizer(model_path: str, trust_remote_code: bool):
     if not getattr(tokenizer, "chat_template", None):
         raise ConfigError(f"--pretrain {model_path!r}: the tokenizer has no chat template: use an instruct/chat "
                           f"model or add a chat_template to tokenizer_config.json")
+    if tokenizer.pad_token_id is None and tokenizer.eos_token_id is None:
+        # answers of different lengths are padded into one batch, with pad (or else eos) as filler
+        raise ConfigError(f"--pretrain {model_path!r}: the tokenizer has neither a pad nor an eos token: set "
+                          f"pad_token (or eos_token) in its tokenizer_config.json / special_tokens_map.json")
     return tokenizer
+
+
+# config.json fields that bound the sequence length, as vLLM reads them (it takes the smallest)
+CONTEXT_FIELDS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "max_sequence_length",
+                  "max_seq_length", "seq_len")
+# RoPE scalings whose max_position_embeddings already counts the scaling
+PRESCALED_ROPE = ("su", "longrope", "llama3", "yarn", "deepseek_yarn", "deepseek_llama_scaling")
+
+
+def model_context_length(model_path: str, trust_remote_code: bool, tokenizer=None) -> tuple[int, str] | None:
+    """The longest sequence (prompt + answer, in tokens) the vLLM engines accept for this model,
+    derived as vLLM derives it: the smallest of the config's length fields (times a RoPE scaling
+    factor that is not already counted), capped by the tokenizer's `model_max_length` when that
+    is set. Returns (tokens, where it comes from), or None when the config names no length or
+    cannot be read (the engine then decides)."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(model_path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, KeyError):
+        return None
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    found = [(int(value), name) for name in CONTEXT_FIELDS
+             if isinstance(value := getattr(text_config, name, None), (int, float)) and value > 0]
+    if not found:
+        return None
+    tokens, name = min(found)
+    source = f"{name} in {os.path.join(model_path, 'config.json')}"
+    rope = getattr(text_config, "rope_parameters", None) or getattr(text_config, "rope_scaling", None)
+    rope = rope if isinstance(rope, dict) else {}
+    for params in ([rope] if "rope_type" in rope or "type" in rope else list(rope.values())):
+        if isinstance(params, dict) and params.get("rope_type", params.get("type")) not in PRESCALED_ROPE \
+                and isinstance(params.get("factor"), (int, float)) and params["factor"] > 1:
+            tokens, source = int(tokens * params["factor"]), f"{source} x RoPE factor {params['factor']:g}"
+            break
+    tokenizer_limit = getattr(tokenizer, "model_max_length", None)
+    if isinstance(tokenizer_limit, int) and 0 < tokenizer_limit < tokens:
+        tokens, source = tokenizer_limit, f"model_max_length in {os.path.join(model_path, 'tokenizer_config.json')}"
+    return tokens, source
+
+
+def _round_up(tokens: int, step: int = 64) -> int:
+    return -(-tokens // step) * step
+
+
+def check_lengths(cfg: KnowRLConfig, model_path: str, tokenizer, templates, seeds) -> None:
+    """Before Ray: the engines' length (--prompt_max_len + the longer answer) must fit the model's
+    context, the longest seed task's classification prompt must fit --prompt_max_len, and so must
+    at least the shortest task-writing prompt (prompts over the limit are dropped in the loop, so
+    otherwise every iteration would silently fall back to seed tasks). Prints a warning when only
+    the task-writing prompts with the longest examples are too long. Raises ConfigError."""
+    from jinja2.exceptions import TemplateError
+
+    answer_flag, answer_len = max(("generate_max_len", cfg.generate_max_len),
+                                  ("introspection_max_len", cfg.introspection_max_len), key=lambda f: f[1])
+    context = None if os.environ.get("VLLM_ALLOW_LONG_MAX_MODEL_LEN") else \
+        model_context_length(model_path, cfg.trust_remote_code, tokenizer)
+    if context and cfg.prompt_max_len + answer_len > context[0]:
+        raise ConfigError(f"--prompt_max_len {cfg.prompt_max_len} + --{answer_flag} {answer_len} = "
+                          f"{cfg.prompt_max_len + answer_len} tokens is longer than the model's context of "
+                          f"{context[0]} ({context[1]}): lower them so they add up to {context[0]} or less")
+    try:
+        lengths = prompt_lengths(tokenizer, templates, seeds, answer_prefix=cfg.answer_prefix,
+                                 introspection_prefix=cfg.introspection_prefix,
+                                 few_shot_examples=cfg.few_shot_examples,
+                                 tasks_per_introspection=cfg.tasks_per_introspection)
+    except TemplateError as exc:
+        raise ConfigError(f"--pretrain {model_path!r}: its chat template fails on a single user message ({exc}): "
+                          f"fix chat_template in tokenizer_config.json") from None
+
+    room = context[0] - answer_len if context else None   # prompt tokens the context leaves
+    if lengths["classification"] > cfg.prompt_max_len:
+        needed = _round_up(lengths["classification"])
+        if room is None or needed <= room:
+            fix = f"use --prompt_max_len {needed} or more"
+        elif lengths["classification"] <= room:
+            fix = f"use --prompt_max_len {room}"
+        else:
+            fix = (f"shorten the longest seed tasks, or lower --{answer_flag} (the model's context of "
+                   f"{context[0]} tokens leaves {room} for the prompt)")
+        raise ConfigError(f"--prompt_max_len {cfg.prompt_max_len} is shorter than the classification prompt "
+                          f"({lengths['classification']} tokens with the longest seed task): {fix}")
+    if lengths["introspection_shortest"] > cfg.prompt_max_len:
+        needed = _round_up(lengths["introspection_longest"])
+        if room is None or needed <= room:
+            fix = f"use --prompt_max_len {needed} or more, or lower --few_shot_examples"
+        elif lengths["introspection_shortest"] <= room:
+            fix = (f"use --prompt_max_len {room} (all the model's context of {context[0]} tokens leaves after "
+                   f"--{answer_flag} {answer_len}), or lower --few_shot_examples")
+        else:
+            fix = (f"lower --few_shot_examples (the model's context of {context[0]} tokens leaves {room} for the "
+                   f"prompt after --{answer_flag} {answer_len})")
+        raise ConfigError(f"--prompt_max_len {cfg.prompt_max_len} is shorter than every task-writing prompt "
+                          f"({lengths['introspection_shortest']} tokens or more with --few_shot_examples "
+                          f"{cfg.few_shot_examples}): {fix}")
+    if lengths["introspection_longest"] > cfg.prompt_max_len:
+        print(f"[knowrl] warning: task-writing prompts with the longest seed examples take "
+              f"{lengths['introspection_longest']} tokens, over --prompt_max_len {cfg.prompt_max_len}: such prompts "
+              f"are dropped (knowrl/introspection_prompts_too_long counts them); --prompt_max_len "
+              f"{_round_up(lengths['introspection_longest'])} or fewer --few_shot_examples keeps them all", flush=True)
 
 
 def make_plan(cfg: KnowRLConfig, model_path: str, use_gpu: bool, cluster=None):
@@ -279,6 +423,14 @@ def quiet_libraries(verbose: bool) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def with_resume_advice(line: str, ckpt_path: str) -> str:
+    """`line` (an error that stopped the run), plus resume advice only when --ckpt_path holds a
+    complete checkpoint to resume from: a run that saved nothing gets none."""
+    if complete_checkpoints(ckpt_path):
+        line += "; rerun with --load_checkpoint to resume from the last complete checkpoint"
+    return line
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         cfg = parse_config(argv)
@@ -292,9 +444,15 @@ def main(argv: list[str] | None = None) -> int:
 
         model_path = resolve_pretrain(cfg.pretrain)
         tokenizer = load_tokenizer(model_path, cfg.trust_remote_code)
+        check_lengths(cfg, model_path, tokenizer, templates, seeds)
     except ConfigError as exc:
         if cfg.debug:
             raise
+        print(f"knowrl-train: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        prepare_run_folders(cfg, model_path)
+    except ConfigError as exc:
         print(f"knowrl-train: error: {exc}", file=sys.stderr)
         return 2
 
@@ -323,7 +481,8 @@ def main(argv: list[str] | None = None) -> int:
     import ray
 
     from openrlhf.knowrl.loop import KnowRLTrainer
-    from openrlhf.utils.ray_utils import RayWaitTimeout
+    from openrlhf.trainer.actor_group import RankDied
+    from openrlhf.utils.ray_utils import RayWaitTimeout, remote_error_line
 
     address = cfg.ray_address or os.environ.get("RAY_ADDRESS") or None
     init_kwargs = dict(address=address, include_dashboard=False, log_to_driver=cfg.verbose,
@@ -351,14 +510,15 @@ def main(argv: list[str] | None = None) -> int:
     except (RuntimeError, RayWaitTimeout) as exc:
         if cfg.debug:
             raise
-        print(f"knowrl-train: error: {exc}", file=sys.stderr)
+        line = with_resume_advice(str(exc), cfg.ckpt_path) if isinstance(exc, RankDied) else str(exc)
+        print(f"knowrl-train: error: {line}", file=sys.stderr)
         return 1
     except ray.exceptions.RayActorError as exc:
         if cfg.debug:
             raise
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"knowrl-train: error: a Ray actor died ({first}); rerun with --load_checkpoint to resume from "
-              f"the last complete checkpoint", file=sys.stderr)
+        # an actor no caller named: its own error line
+        line = f"a Ray actor died ({remote_error_line(str(exc)) or type(exc).__name__})"
+        print(f"knowrl-train: error: {with_resume_advice(line, cfg.ckpt_path)}", file=sys.stderr)
         return 1
     finally:
         ray.shutdown()

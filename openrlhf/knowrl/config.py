@@ -26,6 +26,9 @@ class KnowRLConfig:
     save_steps: int = opt(-1, "save a checkpoint every N iterations (-1: only at the end)", "model")
     load_checkpoint: bool = opt(False, "resume from the newest complete checkpoint in --ckpt_path (policy, optimizer, "
                                 "scheduler, task pool, iteration); start fresh if there is none", "model")
+    overwrite: bool = opt(False, "start a fresh run even though --ckpt_path/--log_dir/--save_path hold an earlier "
+                          "run's output: those folders are renamed to <path>.prev-<UTC time>, nothing is deleted",
+                          "model")
     max_ckpt_num: int = opt(3, "complete checkpoints to keep in --ckpt_path; older ones are deleted", "model")
     bf16: bool = opt(False, "train and roll out in bfloat16 (fp32 otherwise; fp32 is the CPU default)", "model")
     zero_stage: int = opt(2, "DeepSpeed ZeRO stage for the policy and reference (0-3)", "model", choices=[0, 1, 2, 3])
@@ -62,7 +65,8 @@ class KnowRLConfig:
     generate_max_len: int = opt(1024, "longest classification answer in tokens", "rollout")
     introspection_max_len: int = opt(512, "longest introspection (task-writing) answer in tokens", "rollout")
     temperature: float = opt(1.0, "sampling temperature for classification answers", "rollout")
-    top_p: float = opt(1.0, "nucleus sampling for classification answers", "rollout")
+    top_p: float = opt(1.0, "nucleus sampling for classification answers; only 1 is accepted (the trainer "
+                       "scores the full softmax), kept for OpenRLHF compatibility", "rollout")
     introspection_temperature: float = opt(0.8, "sampling temperature when the model writes new tasks", "rollout")
     answer_prefix: str = opt("Label:", "text written for the model at the start of every classification answer "
                              "(prefill); '' to let it answer freely", "rollout")

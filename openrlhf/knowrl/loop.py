@@ -29,8 +29,18 @@ from dataclasses import dataclass, field
 
 import ray
 import torch
+from tqdm import tqdm
 
 from openrlhf.algorithms import compute_kl, get_advantage_estimator, masked_mean
+from openrlhf.knowrl.checkpoint import (
+    checkpoint_tag,
+    find_resume_point,
+    resume_settings,
+    rotate_checkpoints,
+    saved_settings,
+    settings_mismatch,
+    write_state,
+)
 from openrlhf.knowrl.config import KnowRLConfig
 from openrlhf.knowrl.pool import TaskPool
 from openrlhf.knowrl.prompts import (
@@ -39,12 +49,11 @@ from openrlhf.knowrl.prompts import (
     build_classification_prompt,
     build_introspection_prompt,
     chat_prompt,
-    filter_generated_tasks,
     parse_answer,
-    parse_generated_tasks,
+    tasks_from_answer,
 )
 from openrlhf.knowrl.report import write_report
-from openrlhf.knowrl.reward import RewardGroup, agreement, compute_rewards, majority_label
+from openrlhf.knowrl.reward import RewardFunctionError, RewardGroup, agreement, compute_rewards, majority_label
 from openrlhf.knowrl.taxonomy import LABELS, REASON_TO_TYPE
 from openrlhf.rollout.vllm_engine import (
     EngineDied,
@@ -52,6 +61,7 @@ from openrlhf.rollout.vllm_engine import (
     PendingGeneration,
     collect_from_engines,
     create_vllm_engines,
+    engine_dtype,
     generate_on_engines,
     submit_to_engines,
 )
@@ -63,6 +73,7 @@ from openrlhf.trainer.weight_sync import (
     share_policy_with_engines,
 )
 from openrlhf.trainer.experience import Experience, build_experience, optimizer_steps, rank_micro_batches
+from openrlhf.utils.jsonl import write_jsonl_atomic
 from openrlhf.utils.ray_utils import get_with_timeout
 from openrlhf.utils.tracking import MetricsLogger, PhaseTimer, RunProgress
 
@@ -107,14 +118,6 @@ class NextIntrospection:
     result: tuple[list[Task], list[dict]] | None = None
 
 
-def complete_checkpoints(ckpt_path: str) -> list[str]:
-    """Checkpoint tags whose save finished (the loop state file exists), oldest first."""
-    if not os.path.isdir(ckpt_path):
-        return []
-    return sorted(tag for tag in os.listdir(ckpt_path)
-                  if tag.startswith("iter_") and os.path.isfile(os.path.join(ckpt_path, tag, KnowRLTrainer.STATE_FILE)))
-
-
 class KnowRLTrainer:
     def __init__(self, cfg: KnowRLConfig, model_path: str, tokenizer, seeds: list[SeedTask],
                  templates: PromptTemplates, reward_fn, use_gpu: bool, plan: PlacementPlan | None = None):
@@ -138,6 +141,8 @@ class KnowRLTrainer:
         self.reference: ModelGroup | None = None
         self.logger: MetricsLogger | None = None
         self.next_introspection: NextIntrospection | None = None
+        self.warned_too_long: set[str] = set()   # prompt kinds already warned about (fitting_prompts)
+        self.last_checkpoint = 0          # the iteration of the newest checkpoint this run saved or resumed
 
     # ------------------------------------------------------------------ setup
     def start(self) -> None:
@@ -154,7 +159,7 @@ class KnowRLTrainer:
             model_path=self.model_path, seed=cfg.seed,
             max_model_len=cfg.prompt_max_len + max(cfg.generate_max_len, cfg.introspection_max_len),
             use_gpu=self.use_gpu, tensor_parallel_size=cfg.vllm_tensor_parallel_size,
-            gpu_memory_utilization=cfg.vllm_gpu_memory_utilization, dtype="bfloat16" if cfg.bf16 else "auto",
+            gpu_memory_utilization=cfg.vllm_gpu_memory_utilization, dtype=engine_dtype(cfg.bf16),
             enforce_eager=cfg.enforce_eager, threads=engine_threads, kv_cache_gb=cfg.vllm_cpu_kvcache_gb,
             trust_remote_code=cfg.trust_remote_code, ready_timeout=cfg.actor_timeout)
         self.engine_nodes = self.planned_nodes("vllm") or [None] * cfg.vllm_num_engines
@@ -183,8 +188,8 @@ class KnowRLTrainer:
         print(f"[knowrl] {len(self.engines)} vLLM engine(s), {cfg.actor_world_size} policy rank(s), "
               f"{cfg.ref_world_size if self.reference else 0} reference rank(s) ready in "
               f"{time.perf_counter() - t0:.1f}s; weights reach the engines "
-              f"{'through shared memory (colocated)' if cfg.colocate_all_models else 'over a sync group'}",
-              flush=True)
+              f"{'through shared memory (colocated)' if cfg.colocate_all_models else 'over a sync group'}; "
+              f"engines and policy in {self.engine_args['dtype']}", flush=True)
         self.logger = MetricsLogger(cfg.log_dir, cfg.use_tensorboard, cfg.use_wandb, cfg.wandb_project,
                                     cfg.wandb_run_name, config=cfg.public_dict())
 
@@ -219,7 +224,10 @@ class KnowRLTrainer:
         iteration = done + 1
         while iteration <= self.cfg.num_iterations and not self.out_of_time():
             start = time.perf_counter()
-            history.append(self.run_iteration(iteration))
+            try:
+                history.append(self.run_iteration(iteration))
+            except RewardFunctionError as exc:
+                raise RuntimeError(f"{exc}; {self.checkpoint_before_reward_error(iteration)}") from exc
             self.train_seconds += time.perf_counter() - start
             last = iteration == self.cfg.num_iterations or self.out_of_time() or self.stop_after_iteration
             if last or (self.cfg.save_steps > 0 and iteration % self.cfg.save_steps == 0):
@@ -237,6 +245,16 @@ class KnowRLTrainer:
         report = write_report(self.cfg.log_dir, ckpt_path=self.cfg.ckpt_path, save_path=self.cfg.save_path)
         print(f"[knowrl] run report: {report}", flush=True)
         return history
+
+    def checkpoint_before_reward_error(self, iteration: int) -> str:
+        """The reward runs before the update, so the policy and pool still hold the end of
+        `iteration` - 1: checkpoint that (unless it is saved already) and say how to go on."""
+        if iteration == 1:
+            return "fix it and rerun (no iteration had completed, nothing to resume)"
+        if self.last_checkpoint != iteration - 1:
+            self.save_checkpoint(iteration - 1)
+        return (f"fix it, then rerun with --load_checkpoint to continue from iteration {iteration} "
+                f"({checkpoint_tag(iteration - 1)} is saved in {self.cfg.ckpt_path})")
 
     def out_of_time(self) -> bool:
         return self.cfg.max_train_minutes > 0 and self.train_seconds >= 60 * self.cfg.max_train_minutes
@@ -263,7 +281,7 @@ class KnowRLTrainer:
             groups = self.classify(tasks, iteration)
         with timer("reward"):
             for group in groups:
-                self.score(group)
+                self.score(group, iteration)
         kept = [g for g in groups if cfg.min_group_reward <= g.mean_reward <= cfg.max_group_reward]
         for g in kept:
             g.kept = True
@@ -307,7 +325,7 @@ class KnowRLTrainer:
     def encode(self, prompt: str) -> list[int]:
         """Token ids of a chat-formatted prompt. The chat template already wrote any BOS, so the
         engines get ids, not text (vLLM would add special tokens a second time)."""
-        return self.tokenizer(prompt, add_special_tokens=False).input_ids
+        return self.tokenizer(prompt, add_special_tokens=False, verbose=False).input_ids
 
     def few_shot_examples(self, rng: random.Random) -> list[SeedTask]:
         candidates = self.seeds + self.pool.as_seeds()
@@ -361,25 +379,44 @@ class KnowRLTrainer:
             self.templates, self.few_shot_examples(rng), label, reason, cfg.tasks_per_introspection),
             cfg.introspection_prefix) for label, reason in targets]
         encoded = [self.encode(p) for p in prompts]
-        fits = [len(ids) <= cfg.prompt_max_len for ids in encoded]
+        fits = self.fitting_prompts("introspection", encoded, iteration)
         targets = [t for t, ok in zip(targets, fits) if ok]
         return targets, [ids for ids, ok in zip(encoded, fits) if ok]
 
+    def fitting_prompts(self, kind: str, encoded: list[list[int]], iteration: int) -> list[bool]:
+        """Which prompts fit --prompt_max_len; the loop drops the others. `summarise` counts the
+        drops every iteration (knowrl/<kind>_prompts_too_long); the first drop of each kind is
+        also printed, once per run, since a growing pool can lengthen prompts mid-run."""
+        fits = [len(ids) <= self.cfg.prompt_max_len for ids in encoded]
+        if all(fits) or kind in self.warned_too_long:
+            return fits
+        self.warned_too_long.add(kind)
+        if kind == "introspection":
+            what, effect, fix = "task-writing", "write no tasks", "or lower --few_shot_examples"
+        else:
+            what, effect, fix = "classification", "leave their tasks unclassified", "or lower --max_task_chars"
+        tqdm.write(f"[knowrl] warning: iteration {iteration}: {fits.count(False)} of {len(fits)} {what} prompts "
+                   f"are longer than --prompt_max_len {self.cfg.prompt_max_len} (up to "
+                   f"{max(len(ids) for ids in encoded)} tokens) and {effect}: raise --prompt_max_len {fix}; "
+                   f"knowrl/{kind}_prompts_too_long counts them (warned once)")
+        return fits
+
     def introspection_tasks(self, targets: list[tuple[str, str | None]], outputs: list[list[Generation]],
                             rng: random.Random) -> tuple[list[Task], list[dict]]:
-        """Parse and filter the written tasks; top up from seeds and pool when too few."""
+        """Parse and filter the written tasks (an answer cut at --introspection_max_len loses the
+        task it was cut in: dropped as 'truncated'); top up from seeds and pool when too few."""
         cfg = self.cfg
         existing = [s.task for s in self.seeds] + [e.task for e in self.pool.entries]
         tasks: list[Task] = []
         log = []
         for (label, reason), out in zip(targets, outputs):
             text = cfg.introspection_prefix + out[0].text
-            kept, dropped = filter_generated_tasks(parse_generated_tasks(text), existing + [t.text for t in tasks],
-                                                   cfg.min_task_chars, cfg.max_task_chars, cfg.rouge_threshold)
+            kept, dropped = tasks_from_answer(text, out[0].finished, existing + [t.text for t in tasks],
+                                              cfg.min_task_chars, cfg.max_task_chars, cfg.rouge_threshold)
             kind = REASON_TO_TYPE.get(reason) if reason else None
             tasks += [Task(t, label, kind, reason, "generated") for t in kept]
-            log.append({"target_label": label, "reason": reason, "output": text, "kept": kept,
-                        "dropped": [{"task": t, "why": why} for t, why in dropped]})
+            log.append({"target_label": label, "reason": reason, "output": text, "finished": out[0].finished,
+                        "kept": kept, "dropped": [{"task": t, "why": why} for t, why in dropped]})
         rng.shuffle(tasks)
         tasks = tasks[:cfg.rollout_batch_size]
         if cfg.fill_from_seeds and len(tasks) < cfg.rollout_batch_size:
@@ -413,7 +450,10 @@ class KnowRLTrainer:
     def restart_engine(self, exc: EngineDied, iteration: int, can_checkpoint: bool = True) -> None:
         """Replace a dead engine (up to --max_engine_restarts over the run): a new actor on the
         same node, a new weight-sync group, the current weights. Past the limit, checkpoint the
-        last complete iteration (when the policy still holds exactly its state) and stop."""
+        last complete iteration (when the policy still holds exactly its state) and stop.
+        `can_checkpoint`: False once the policy holds this iteration's update (the death came in
+        the post-update sync); then the iteration is finished and checkpointed under its own
+        number before the run stops (fit), never under iteration - 1."""
         if self.engine_restarts >= self.cfg.max_engine_restarts:
             message = (f"{exc}; {self.engine_restarts} restart(s) already used (--max_engine_restarts "
                        f"{self.cfg.max_engine_restarts})")
@@ -421,7 +461,10 @@ class KnowRLTrainer:
                 # The update is done: finish this iteration's records, checkpoint it, then stop (fit).
                 self.stop_after_iteration = message
                 return
-            if iteration > 1:
+            if iteration == 1:
+                raise RuntimeError(f"{message}; no iteration had completed, so there is nothing to resume "
+                                   f"from") from exc
+            if self.last_checkpoint != iteration - 1:
                 self.save_checkpoint(iteration - 1)
             raise RuntimeError(f"{message}; the last complete iteration is checkpointed: resume with "
                                f"--load_checkpoint") from exc
@@ -432,7 +475,8 @@ class KnowRLTrainer:
             1, node_ids=[self.engine_nodes[exc.index]],
             **{**self.engine_args, "seed": self.engine_args["seed"] + 1000 * self.engine_restarts})
         self.weight_metadata = self.connect_engines()
-        self.sync_weights(iteration)
+        # a death in this sync must know whether the policy already holds this iteration's update
+        self.sync_weights(iteration, updated=not can_checkpoint)
         self.reseed_engines(iteration, only=exc.index)
 
     # ------------------------------------------------------------------ 2. classification
@@ -441,21 +485,24 @@ class KnowRLTrainer:
         groups = [TaskGroup(task=t, prompt=chat_prompt(self.tokenizer, build_classification_prompt(
             self.templates, t.text), cfg.answer_prefix)) for t in tasks]
         encoded = [self.encode(g.prompt) for g in groups]
-        fits = [len(ids) <= cfg.prompt_max_len for ids in encoded]
+        fits = self.fitting_prompts("classification", encoded, iteration)
         groups = [g for g, ok in zip(groups, fits) if ok]
         sampling = {"temperature": cfg.temperature, "top_p": cfg.top_p, "max_tokens": cfg.generate_max_len}
         outputs = self.generate([ids for ids, ok in zip(encoded, fits) if ok], sampling, cfg.n_samples_per_prompt,
                                 iteration)
         for group, samples in zip(groups, outputs):
             group.samples = samples
-            group.labels = [parse_answer(s.text, cfg.answer_prefix) for s in samples]
+            group.labels = [parse_answer(s.text, cfg.answer_prefix, s.finished) for s in samples]
         return groups
 
     # ------------------------------------------------------------------ 3. reward
-    def score(self, group: TaskGroup) -> None:
+    def score(self, group: TaskGroup, iteration: int) -> None:
+        """Rewards, majority and agreement of one group. Raises ``RewardFunctionError`` naming
+        --reward_func, the iteration and the task when the reward function fails."""
         reward_group = RewardGroup(task=group.task.text, gen_label=group.task.gen_label, labels=group.labels,
                                    texts=[s.text for s in group.samples])
-        group.rewards = compute_rewards(self.reward_fn, reward_group)
+        group.rewards = compute_rewards(self.reward_fn, reward_group, source=self.cfg.reward_func,
+                                        iteration=iteration)
         group.majority, _ = majority_label(group.labels)
         group.agreement = agreement(group.labels)
 
@@ -574,22 +621,22 @@ class KnowRLTrainer:
 
     # ------------------------------------------------------------------ 9. records and checkpoints
     def write_records(self, iteration: int, groups: list[TaskGroup], introspection_log: list[dict]) -> None:
+        """log_dir/iterations/iter_NNNN.jsonl (one row per task group) and
+        iter_NNNN_introspection.jsonl (one row per task-writing prompt), each written whole
+        (temporary file, then rename): a kill mid-write never leaves a torn record file."""
         folder = os.path.join(self.cfg.log_dir, "iterations")
         os.makedirs(folder, exist_ok=True)
-        with open(os.path.join(folder, f"iter_{iteration:04d}.jsonl"), "w") as f:
-            for g in groups:
-                f.write(json.dumps({
-                    "iteration": iteration, "task": g.task.text, "source": g.task.source,
-                    "gen_label": g.task.gen_label, "type": g.task.type, "reason": g.task.reason,
-                    "majority": g.majority, "agreement": g.agreement, "mean_reward": g.mean_reward,
-                    "kept": g.kept, "joined_pool": g.joined_pool,
-                    "answer_prefix": self.cfg.answer_prefix,
-                    "samples": [{"text": s.text, "label": lab, "reward": r, "finished": s.finished}
-                                for s, lab, r in zip(g.samples, g.labels, g.rewards)],
-                }) + "\n")
-        with open(os.path.join(folder, f"iter_{iteration:04d}_introspection.jsonl"), "w") as f:
-            for entry in introspection_log:
-                f.write(json.dumps({"iteration": iteration, **entry}) + "\n")
+        write_jsonl_atomic(os.path.join(folder, f"iter_{iteration:04d}.jsonl"), ({
+            "iteration": iteration, "task": g.task.text, "source": g.task.source,
+            "gen_label": g.task.gen_label, "type": g.task.type, "reason": g.task.reason,
+            "majority": g.majority, "agreement": g.agreement, "mean_reward": g.mean_reward,
+            "kept": g.kept, "joined_pool": g.joined_pool,
+            "answer_prefix": self.cfg.answer_prefix,
+            "samples": [{"text": s.text, "label": lab, "reward": r, "finished": s.finished}
+                        for s, lab, r in zip(g.samples, g.labels, g.rewards)],
+        } for g in groups))
+        write_jsonl_atomic(os.path.join(folder, f"iter_{iteration:04d}_introspection.jsonl"),
+                           ({"iteration": iteration, **entry} for entry in introspection_log))
 
     def summarise(self, groups, kept, tasks, introspection_log, train_stats) -> dict:
         labels = [lab for g in groups for lab in g.labels]
@@ -608,45 +655,55 @@ class KnowRLTrainer:
             "knowrl/tasks_from_seeds": sum(t.source != "generated" for t in tasks),
             "knowrl/groups_kept": len(kept),
             "knowrl/pool_size": len(self.pool),
+            # introspection_log has one entry per task-writing prompt sent, classify one group per task
+            "knowrl/introspection_prompts_too_long": self.cfg.introspection_prompts - len(introspection_log),
+            "knowrl/classification_prompts_too_long": len(tasks) - len(groups),
         }
         metrics.update(train_stats)
         return metrics
 
-    STATE_FILE = "knowrl_state.json"
-
     def save_checkpoint(self, iteration: int) -> None:
-        """DeepSpeed state first, the loop state last: a tag folder without the state file is an
-        interrupted save and is never resumed from. Older complete checkpoints rotate out."""
-        tag = f"iter_{iteration:04d}"
+        """DeepSpeed state first, then (fsynced) the loop state with the run's resume settings and
+        a manifest of the files: a tag folder without the state file is an interrupted save and is
+        never resumed from. Older complete checkpoints rotate out; this one never does."""
+        tag = checkpoint_tag(iteration)
         folder = os.path.join(self.cfg.ckpt_path, tag)
+        # A folder of this tag from before a resume (damaged, or passed over) must not lend its
+        # old state file to a save that is then interrupted.
+        shutil.rmtree(folder, ignore_errors=True)
         self.policy.call_all("save_checkpoint", self.cfg.ckpt_path, tag)
-        state = {"iteration": iteration, "train_seconds": self.train_seconds, "pool": self.pool.state_dict(),
-                 "config": self.cfg.public_dict()}
-        staging = os.path.join(folder, self.STATE_FILE + ".tmp")
-        with open(staging, "w") as f:
-            json.dump(state, f, indent=1)
-        os.replace(staging, os.path.join(folder, self.STATE_FILE))
-        for old in complete_checkpoints(self.cfg.ckpt_path)[:-self.cfg.max_ckpt_num]:
-            shutil.rmtree(os.path.join(self.cfg.ckpt_path, old), ignore_errors=True)
+        write_state(folder, {"iteration": iteration, "train_seconds": self.train_seconds,
+                             "pool": self.pool.state_dict(), "settings": resume_settings(self.cfg, self.model_path),
+                             "config": self.cfg.public_dict()})
+        rotate_checkpoints(self.cfg.ckpt_path, self.cfg.max_ckpt_num, current=tag)
+        self.last_checkpoint = iteration
         print(f"[knowrl] checkpoint {folder}", flush=True)
 
     def resume(self) -> int:
-        """Restore the newest complete checkpoint; return the iteration it ended (0: none)."""
-        tags = complete_checkpoints(self.cfg.ckpt_path)
-        if not tags:
+        """Restore the newest complete, intact checkpoint; return the iteration it ended (0: none).
+        Damaged newer checkpoints are named and passed over; settings that differ from the
+        checkpoint's stop the run before anything is loaded (the CLI checks this before Ray too)."""
+        point = find_resume_point(self.cfg.ckpt_path)
+        for tag, why in point.skipped:
+            print(f"[knowrl] warning: checkpoint {os.path.join(self.cfg.ckpt_path, tag)} is damaged ({why}): "
+                  f"skipping it", flush=True)
+        if point.tag is None:
             print(f"[knowrl] --load_checkpoint: no complete checkpoint in {self.cfg.ckpt_path}, starting fresh",
                   flush=True)
+            self.logger.drop_after(0)
             return 0
-        tag = tags[-1]
-        with open(os.path.join(self.cfg.ckpt_path, tag, self.STATE_FILE)) as f:
-            state = json.load(f)
-        self.policy.call_all("load_checkpoint", self.cfg.ckpt_path, tag)
+        diff = settings_mismatch(saved_settings(point.state), resume_settings(self.cfg, self.model_path))
+        if diff:
+            raise RuntimeError(f"--load_checkpoint: {point.tag} was saved with another setup ({'; '.join(diff)})")
+        state = point.state
+        self.policy.call_all("load_checkpoint", self.cfg.ckpt_path, point.tag)
         self.pool.load_state_dict(state["pool"])
         self.train_seconds = float(state.get("train_seconds", 0.0))
+        self.last_checkpoint = state["iteration"]
         self.logger.drop_after(state["iteration"])
         self.sync_weights(state["iteration"] + 1)
-        print(f"[knowrl] resumed from {os.path.join(self.cfg.ckpt_path, tag)} after iteration {state['iteration']}",
-              flush=True)
+        print(f"[knowrl] resumed from {os.path.join(self.cfg.ckpt_path, point.tag)} after iteration "
+              f"{state['iteration']}", flush=True)
         return state["iteration"]
 
     def save_hf(self) -> None:

@@ -9,10 +9,13 @@ plain strings that go to (and come back from) the policy model:
   their ``{placeholders}``; ``build_introspection_prompt`` / ``build_classification_prompt``
   fill them in (one pass over known names only, never ``str.format``);
 * generated tasks: ``parse_generated_tasks`` pulls ``Task:`` lines out of an introspection
-  answer and ``filter_generated_tasks`` drops short, long, templated, garbled and duplicate
-  ones (duplicates by ``rouge_l_f``);
-* labels: ``parse_label`` turns a classification answer into ``"feasible"``,
-  ``"infeasible"`` or ``None``.
+  answer, ``split_truncated_task`` sets apart the task an answer cut at the length limit
+  ended in, and ``filter_generated_tasks`` drops short, long, templated, garbled and
+  duplicate ones (duplicates by ``rouge_l_f``); ``tasks_from_answer`` does all three;
+* labels: ``parse_label`` / ``parse_answer`` turn a classification answer into
+  ``"feasible"``, ``"infeasible"`` or ``None`` (a cut answer only when its label came first);
+* thinking: ``strip_think_blocks`` removes ``<think>…</think>`` before any parsing, and
+  ``chat_prompt`` asks templates that think aloud (Qwen3-style) not to.
 
 Only the standard library is used. Chat templates are applied by the caller: every
 ``build_*`` function returns the text of one user message.
@@ -51,13 +54,18 @@ __all__ = [
     "build_introspection_prompt",
     "build_classification_prompt",
     "parse_generated_tasks",
+    "split_truncated_task",
     "filter_generated_tasks",
+    "tasks_from_answer",
+    "strip_think_blocks",
     "rouge_l_f",
     "parse_label",
     "DEFAULT_ANSWER_PREFIX",
     "DEFAULT_INTROSPECTION_PREFIX",
     "chat_prompt",
     "parse_answer",
+    "prompt_token_count",
+    "prompt_lengths",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -395,6 +403,28 @@ def build_classification_prompt(templates: PromptTemplates, task: str) -> str:
 # Generated tasks
 # --------------------------------------------------------------------------------------------
 
+_THINK_PAIR_RE = re.compile(r"<\s*(think|thinking)\s*>.*?<\s*/\s*\1\s*>", re.I | re.S)
+_THINK_CLOSE_RE = re.compile(r"<\s*/\s*think(?:ing)?\s*>", re.I)
+_THINK_OPEN_RE = re.compile(r"<\s*think(?:ing)?\s*>", re.I)
+
+
+def strip_think_blocks(text: str) -> str:
+    """``text`` without its thinking: every ``<think>…</think>`` (or ``<thinking>``) block is
+    removed; everything up to a ``</think>`` with no opening tag (the chat template opened the
+    block in the prompt) is removed; everything from an ``<think>`` that never closes (the
+    answer ended while thinking) is removed. Case-insensitive; text without tags is returned
+    unchanged. A thinking-only answer gives ``""``: no task, no label.
+    """
+    if "<" not in text:
+        return text
+    text = _THINK_PAIR_RE.sub("", text)
+    closes = list(_THINK_CLOSE_RE.finditer(text))
+    if closes:
+        text = text[closes[-1].end():]
+    opening = _THINK_OPEN_RE.search(text)
+    return text[:opening.start()] if opening else text
+
+
 _BULLET = r"(?:[-*+•·>]\s*|\(?\d{1,3}[.):]\s*|#{1,6}\s*)"
 _TASK_LINE_RE = re.compile(
     r"^\s*" + _BULLET + r"*(?:\*\*|__|\*|_)?\s*task\s*#?\s*\d{0,3}\s*(?:\*\*|__)?\s*[:：]\s*(?:\*\*|__)?\s*(.*)$",
@@ -425,11 +455,12 @@ def parse_generated_tasks(text: str) -> list[str]:
     Takes lines starting with ``Task:`` (any case; ``Task 2:`` too; markdown bullets, numbering
     or bold allowed before it; when the line holds only the marker, the next line is the
     task). If there are none, takes numbered/bulleted lines instead. Quotes and markdown are
-    stripped, whitespace collapsed, empty results dropped.
+    stripped, whitespace collapsed, empty results dropped. Thinking (``strip_think_blocks``)
+    is removed first.
     """
     if not isinstance(text, str):
         return []
-    lines = text.splitlines()
+    lines = strip_think_blocks(text).splitlines()
     tasks: list[str] = []
     found_marker = False
     i = 0
@@ -455,6 +486,23 @@ def parse_generated_tasks(text: str) -> list[str]:
             if cleaned:
                 tasks.append(cleaned)
     return tasks
+
+
+def split_truncated_task(text: str, finished: bool = True) -> tuple[list[str], str | None]:
+    """The tasks of an introspection answer, and apart from them the task the answer was cut
+    in when generation stopped at the length limit (``finished`` false), or ``None``.
+
+    A task is one line, so a cut answer's last task is cut exactly when it comes from the
+    answer's unterminated last line: the tasks of the text before that line are complete. A
+    half sentence must not pass the filters and be trained on as a task.
+    """
+    tasks = parse_generated_tasks(text)
+    if finished or not tasks or not isinstance(text, str):
+        return tasks, None
+    head, _, tail = text.rpartition("\n")
+    if not tail.strip() or parse_generated_tasks(head) == tasks:
+        return tasks, None
+    return tasks[:-1], tasks[-1]
 
 
 _TOKEN_RE = re.compile(r"[^\W_]+")
@@ -583,6 +631,21 @@ def filter_generated_tasks(candidates: list[str], existing: list[str], min_chars
     return kept, dropped
 
 
+def tasks_from_answer(text: str, finished: bool, existing: list, min_chars: int = 20, max_chars: int = 300,
+                      rouge_threshold: float = 0.7) -> tuple[list[str], list[tuple[str, str]]]:
+    """The usable tasks of one introspection answer (``text`` with its prefill), as training and
+    evaluation both read them: ``split_truncated_task`` then ``filter_generated_tasks``.
+
+    Returns ``(kept, dropped)`` like ``filter_generated_tasks``; a task cut by the length
+    limit (``finished`` false) comes last in ``dropped`` with why ``truncated``.
+    """
+    tasks, cut = split_truncated_task(text, finished)
+    kept, dropped = filter_generated_tasks(tasks, existing, min_chars, max_chars, rouge_threshold)
+    if cut is not None:
+        dropped.append((cut, "truncated"))
+    return kept, dropped
+
+
 # --------------------------------------------------------------------------------------------
 # Labels
 # --------------------------------------------------------------------------------------------
@@ -618,7 +681,11 @@ def _value_to_label(val: str) -> str:
     return "feasible" if val.lower() in ("feasible", "possible") else "infeasible"
 
 
-def parse_label(text: str) -> str | None:
+#: A word the answer was cut in (at its very end), e.g. ``infeas`` or ``not``.
+_CUT_WORD_RE = re.compile(r"[\w\-']*$")
+
+
+def parse_label(text: str, finished: bool = True) -> str | None:
     """Read ``"feasible"``/``"infeasible"`` from a classification answer, or ``None``.
 
     1. Explicit markers win, the first in the text: ``Label: X``, ``label - X``,
@@ -630,14 +697,19 @@ def parse_label(text: str) -> str | None:
     3. Otherwise, if only one of the two labels occurs as a whole word (``not feasible``
        counts as infeasible), that one; both or neither give ``None``.
 
-    Case-insensitive; only the first ``PARSE_LABEL_MAX_CHARS`` characters are read; never
-    raises (non-str input gives ``None``).
+    Thinking (``strip_think_blocks``) is removed first. ``finished`` false means generation
+    stopped at the length limit: the word the answer was cut in is dropped (``Label: infeas``
+    or ``Label: not`` are no label yet) and only 1. and 2. apply, since a word after the cut
+    could have changed the reading of 3. Case-insensitive; only the first
+    ``PARSE_LABEL_MAX_CHARS`` characters are read; never raises (non-str input gives ``None``).
     """
     if not isinstance(text, str):
         return None
     try:
-        t = unicodedata.normalize("NFKC", text[:PARSE_LABEL_MAX_CHARS])
+        t = strip_think_blocks(unicodedata.normalize("NFKC", text[:PARSE_LABEL_MAX_CHARS]))
         t = _INVISIBLE_RE.sub("", t).replace("’", "'")
+        if not finished:
+            t = _CUT_WORD_RE.sub("", t)
         m = _MARKER_RE.search(t)
         if m:
             return _value_to_label(m.group("val"))
@@ -648,6 +720,8 @@ def parse_label(text: str) -> str | None:
         first = words[0]
         if first.start() == lead:
             return "feasible" if first.group("pos") else "infeasible"
+        if not finished:
+            return None
         kinds = {"feasible" if w.group("pos") else "infeasible" for w in words}
         return kinds.pop() if len(kinds) == 1 else None
     except Exception:  # pragma: no cover - defensive: a parser must never crash a rollout
@@ -667,17 +741,70 @@ DEFAULT_INTROSPECTION_PREFIX = TASK_MARKER
 
 def chat_prompt(tokenizer, user_text: str, assistant_prefix: str = "") -> str:
     """The model's chat template around one user message, opened for the assistant's answer,
-    with ``assistant_prefix`` already written as the start of that answer."""
+    with ``assistant_prefix`` already written as the start of that answer.
+
+    ``enable_thinking=False`` goes to the template: templates that think aloud (Qwen3-style)
+    then open the answer without a thinking block, so the prefill and the length limit are
+    spent on the answer; templates without that variable ignore it."""
     text = tokenizer.apply_chat_template([{"role": "user", "content": user_text}], tokenize=False,
-                                         add_generation_prompt=True)
+                                         add_generation_prompt=True, enable_thinking=False)
     return text + assistant_prefix
 
 
-def parse_answer(completion: str, assistant_prefix: str = "") -> str | None:
-    """The label of a classification answer whose prompt ended with ``assistant_prefix``."""
+def parse_answer(completion: str, assistant_prefix: str = "", finished: bool = True) -> str | None:
+    """The label of a classification answer whose prompt ended with ``assistant_prefix``;
+    ``finished`` false (cut at the length limit): a label only if it was complete before the
+    cut (see ``parse_label``)."""
     if not isinstance(completion, str):
         return None
-    return parse_label(assistant_prefix + completion)
+    return parse_label(assistant_prefix + completion, finished)
+
+
+def prompt_token_count(tokenizer, prompts: list[str]) -> list[int]:
+    """Token counts of chat-formatted prompts, counted as the loop encodes them (no special
+    tokens added: the chat template already wrote any BOS). Over-long prompts are what the caller
+    is measuring, so the tokenizer's own too-long warning is silenced (verbose=False)."""
+    if not prompts:
+        return []
+    return [len(ids) for ids in tokenizer(prompts, add_special_tokens=False, verbose=False).input_ids]
+
+
+def prompt_lengths(tokenizer, templates: PromptTemplates, seeds: list[SeedTask], *, answer_prefix: str,
+                   introspection_prefix: str, few_shot_examples: int, tasks_per_introspection: int) -> dict:
+    """How long, in tokens, the loop's prompts are with these seed tasks, before any pool growth.
+
+    Returns a dict of ints:
+
+    * ``classification``: the classification prompt of the longest seed task (chat template +
+      task + ``answer_prefix``); ``classification_shortest`` the same for the shortest one;
+    * ``introspection_longest``: a task-writing prompt whose ``few_shot_examples // 2``
+      examples per label are the longest seed tasks, with the longest target wording;
+    * ``introspection_shortest``: the same with the shortest examples and target wording, the
+      least any task-writing prompt of the first iteration can take.
+
+    The loop drops a prompt longer than ``--prompt_max_len``; these bounds say up front
+    whether some or every prompt of a kind would be dropped. ``seeds`` must not be empty.
+    """
+    lengths = prompt_token_count(tokenizer, [chat_prompt(tokenizer, build_classification_prompt(templates, s.task),
+                                                         answer_prefix) for s in seeds])
+    per_label = max(1, few_shot_examples // 2)
+    example_tokens = dict(zip((s.task for s in seeds),
+                              prompt_token_count(tokenizer, [_format_example(s) for s in seeds])))
+    shortest, longest = [], []
+    for label in LABELS:
+        same = sorted((s for s in seeds if s.label == label), key=lambda s: example_tokens[s.task])
+        shortest += same[:per_label]
+        longest += same[::-1][:per_label]
+    targets = [("feasible", None)] + [("infeasible", reason) for reason in sorted(REASON_TO_TYPE)]
+
+    def introspection(examples: list[SeedTask]) -> list[int]:
+        return prompt_token_count(tokenizer, [chat_prompt(tokenizer, build_introspection_prompt(
+            templates, examples, label, reason, tasks_per_introspection), introspection_prefix)
+            for label, reason in targets])
+
+    return {"classification": max(lengths), "classification_shortest": min(lengths),
+            "introspection_longest": max(introspection(longest)),
+            "introspection_shortest": min(introspection(shortest))}
 
 
 if __name__ == "__main__":  # python -m openrlhf.knowrl.prompts validate [DIR] [--seeds PATH] [--strict]

@@ -33,6 +33,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from openrlhf.utils.jsonl import read_jsonl
+
 REPORT_NAME = "report.md"
 FIGURE_DIR = "report"
 SAMPLES_PER_ITERATION = 5
@@ -86,26 +88,6 @@ def num(v) -> float | None:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return None
     return float(v) if math.isfinite(v) else None
-
-
-def read_jsonl(path: Path) -> tuple[list[dict], int]:
-    """Objects of a JSON-lines file and the number of unreadable lines (skipped, e.g. a torn
-    last line of an interrupted run)."""
-    rows, bad = [], 0
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                bad += 1
-                continue
-            if isinstance(obj, dict):
-                rows.append(obj)
-            else:
-                bad += 1
-    return rows, bad
 
 
 def read_json(path: Path):

@@ -11,7 +11,9 @@ returns one float per sample, in the order of ``group.labels``.
 Built-in functions live in ``REWARD_FUNCS`` (``consensus``, ``soft_consensus``,
 ``generation_label``, ``random``). ``get_reward_func`` takes one of those names or the path
 of a local ``.py`` file that defines ``reward_func(group: RewardGroup) -> list[float]``.
-``check_rewards`` validates what a reward function returned. Standard library only.
+``check_rewards`` validates what a reward function returned; ``compute_rewards`` calls one and
+turns anything going wrong in it (an exception, NaN, the wrong length) into one
+``RewardFunctionError`` naming the reward, the iteration and the task. Standard library only.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ import hashlib
 import importlib.util
 import math
 import numbers
+import os
 import sys
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +35,7 @@ from openrlhf.knowrl.taxonomy import LABELS
 __all__ = [
     "RewardGroup",
     "RewardFunc",
+    "RewardFunctionError",
     "REWARD_FUNCS",
     "register_reward",
     "majority_label",
@@ -80,6 +85,24 @@ class RewardGroup:
 
 RewardFunc = Callable[[RewardGroup], list[float]]
 REWARD_FUNCS: dict[str, RewardFunc] = {}
+
+
+class RewardFunctionError(ValueError):
+    """A reward function failed on one group: it raised, or returned something other than one
+    finite number per sample.
+
+    ``source``: the reward as the user named it (``--reward_func``: a built-in name or the
+    ``.py`` path); ``iteration``: the training iteration (``None`` outside the loop); ``task``:
+    the task of the group; ``problem``: what went wrong, one line. ``str()`` is one line.
+    """
+
+    def __init__(self, source: str, iteration: int | None, task: str, problem: str):
+        self.source = source
+        self.iteration = iteration
+        self.task = task
+        self.problem = problem
+        where = f", iteration {iteration}" if iteration is not None else ""
+        super().__init__(f"reward function {source}{where}, task {_shorten(task)!r}: {problem}")
 
 
 def register_reward(name: str) -> Callable[[RewardFunc], RewardFunc]:
@@ -178,7 +201,11 @@ def random_reward(group: RewardGroup) -> list[float]:
 
 
 def load_reward_file(path: str | Path) -> RewardFunc:
-    """Import a local ``.py`` file and return its ``reward_func(group) -> list[float]``."""
+    """Import a local ``.py`` file and return its ``reward_func(group) -> list[float]``.
+
+    Raises ``ValueError``, one line naming the file, when it is missing, not ``.py``, has no
+    callable ``reward_func``, or raises anything while it is imported (any exception or
+    ``sys.exit``: the exception's type, first message line and the line of the file)."""
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"{p}: not a file — give the path of an existing .py file defining reward_func(group)")
@@ -192,9 +219,9 @@ def load_reward_file(path: str | Path) -> RewardFunc:
     sys.modules[spec.name] = module  # lets dataclasses/pickle in the file resolve the module
     try:
         spec.loader.exec_module(module)
-    except Exception as e:
+    except (Exception, SystemExit) as e:   # user code: whatever it raises becomes one line
         sys.modules.pop(spec.name, None)
-        raise ValueError(f"{p}: importing it failed ({type(e).__name__}: {e}) — fix the error in the file") from e
+        raise ValueError(f"{p}: importing it failed: {_describe_exception(e, p)} — fix the error in the file") from e
     if not hasattr(module, "reward_func"):
         raise ValueError(f"{p}: no reward_func defined — add def reward_func(group) -> list[float]")
     fn = module.reward_func
@@ -219,27 +246,75 @@ def _func_name(func) -> str:
     return getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or repr(func)
 
 
+def _shorten(text: str, limit: int = 60) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _describe_exception(exc: BaseException, user_file: str | Path | None = None) -> str:
+    """``Type: first line of the message at file.py:LINE``, one line. The line is the deepest
+    frame in ``user_file`` when it has one (where the user's code failed), else the deepest."""
+    lines = str(exc).strip().splitlines()
+    text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    if isinstance(exc, SyntaxError):   # its message already names the file and line
+        return text
+    frames = traceback.extract_tb(exc.__traceback__)
+    if user_file is not None:
+        target = os.path.realpath(user_file)
+        frames = [f for f in frames if os.path.realpath(f.filename) == target] or frames
+    if frames:
+        text += f" at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno}"
+    return text
+
+
+def _rewards_problem(group: RewardGroup, rewards) -> str | None:
+    """What is wrong with ``rewards`` for ``group`` (one phrase with its fix), or ``None``."""
+    if isinstance(rewards, (str, bytes)) or not hasattr(rewards, "__len__") or not hasattr(rewards, "__iter__"):
+        return f"returned {type(rewards).__name__} — it must return a list of floats"
+    if len(rewards) != group.n:
+        return f"returned {len(rewards)} rewards for a group of {group.n} samples — return one float per sample"
+    for i, r in enumerate(rewards):
+        if isinstance(r, bool) or not isinstance(r, numbers.Real):
+            return f"returned {_shorten(repr(r), 40)} ({type(r).__name__}) for sample {i} — rewards must be numbers"
+        try:
+            finite = math.isfinite(float(r))
+        except OverflowError:   # an int too large for a float
+            finite = False
+        if not finite:
+            return f"returned {_shorten(repr(r), 40)} for sample {i} — rewards must be finite"
+    return None
+
+
 def check_rewards(group: RewardGroup, rewards, func: str | Callable = "reward_func") -> list[float]:
     """Check that ``rewards`` holds one finite number per sample of ``group``; return them as
     floats. ``func`` (a name or the function) is named in the ``ValueError``."""
-    name = _func_name(func)
-    if isinstance(rewards, (str, bytes)) or not hasattr(rewards, "__len__") or not hasattr(rewards, "__iter__"):
-        raise ValueError(f"reward function {name!r} returned {type(rewards).__name__} — it must return a list of floats")
-    if len(rewards) != group.n:
-        raise ValueError(f"reward function {name!r} returned {len(rewards)} rewards for a group of {group.n} samples — "
-                         f"return one float per sample")
-    out: list[float] = []
-    for i, r in enumerate(rewards):
-        if isinstance(r, bool) or not isinstance(r, numbers.Real):
-            raise ValueError(f"reward function {name!r} returned {r!r} ({type(r).__name__}) for sample {i} — "
-                             f"rewards must be numbers")
-        f = float(r)
-        if not math.isfinite(f):
-            raise ValueError(f"reward function {name!r} returned {f} for sample {i} — rewards must be finite")
-        out.append(f)
-    return out
+    problem = _rewards_problem(group, rewards)
+    if problem is not None:
+        raise ValueError(f"reward function {_func_name(func)!r} {problem}")
+    return [float(r) for r in rewards]
 
 
-def compute_rewards(func: RewardFunc, group: RewardGroup) -> list[float]:
-    """Call ``func(group)`` and validate the result with ``check_rewards``."""
-    return check_rewards(group, func(group), func)
+def compute_rewards(func: RewardFunc, group: RewardGroup, *, source: str | None = None,
+                    iteration: int | None = None) -> list[float]:
+    """Call ``func(group)`` and check the result: one finite float per sample, in the order of
+    ``group.labels``.
+
+    ``source`` names the reward in errors (``--reward_func``: a built-in name or a ``.py`` path;
+    default: the function's name); ``iteration`` is the training iteration, for the message.
+    Raises ``RewardFunctionError`` (one line: reward, what went wrong and where in the file,
+    iteration, task) when ``func`` raises any exception, calls ``sys.exit``, or returns a
+    non-list, the wrong length, a non-number, NaN or infinity.
+    """
+    name = source if source is not None else _func_name(func)
+    user_file = source if source is not None and source.endswith(".py") else getattr(
+        getattr(func, "__code__", None), "co_filename", None)
+    try:
+        rewards = func(group)
+        # still user code: len() and iteration of the returned object can raise too
+        problem = _rewards_problem(group, rewards)
+        values = [float(r) for r in rewards] if problem is None else []
+    except (Exception, SystemExit) as e:   # whatever it raises becomes one line
+        raise RewardFunctionError(name, iteration, group.task, f"raised {_describe_exception(e, user_file)}") from e
+    if problem is not None:
+        raise RewardFunctionError(name, iteration, group.task, problem)
+    return values

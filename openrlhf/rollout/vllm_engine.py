@@ -18,7 +18,10 @@ from dataclasses import dataclass
 import ray
 
 from openrlhf.trainer.actor_group import pin_to_node
-from openrlhf.utils.ray_utils import RayWaitTimeout, get_with_timeout
+from openrlhf.trainer.model_worker import policy_dtype
+from openrlhf.trainer.rendezvous import join_store
+from openrlhf.trainer.weight_sync import WeightSyncGroup
+from openrlhf.utils.ray_utils import RayWaitTimeout, get_with_timeout, remote_error_line
 
 
 class EngineDied(RuntimeError):
@@ -26,6 +29,17 @@ class EngineDied(RuntimeError):
 
     def __init__(self, index: int, message: str):
         super().__init__(message)
+        self.index = index
+
+
+class EngineStartError(RuntimeError):
+    """An engine could not start (at the run's start or in a restart): its constructor, vLLM's,
+    raised. The message names that error's own line; `index` is the engine (None: unknown)."""
+
+    def __init__(self, index: int | None, error: str):
+        who = f"vLLM engine {index}" if index is not None else "a vLLM engine"
+        super().__init__(f"{who} failed to start: {error} (check --pretrain and the engine flags; "
+                         f"--verbose shows the engine's log)")
         self.index = index
 
 
@@ -61,10 +75,10 @@ def _refresh_tied_lm_head(worker) -> None:
 def _join_weight_sync(worker, host: str, port: int, first_rank: int, world_size: int, use_gpu: bool,
                       timeout_s: float) -> None:
     """Join the policy's weight-sync group as rank `first_rank` + this worker's rank in its engine
-    (one rank per tensor-parallel worker). Runs inside each vLLM worker."""
-    from openrlhf.trainer.weight_sync import WeightSyncGroup
-
-    worker.knowrl_sync_group = WeightSyncGroup(host, port, first_rank + worker.rank, world_size, use_gpu, timeout_s)
+    (one rank per tensor-parallel worker), through the store policy rank 0 holds at `host`:`port`.
+    Runs inside each vLLM worker."""
+    store = join_store(host, port, world_size, timeout_s)
+    worker.knowrl_sync_group = WeightSyncGroup(store, first_rank + worker.rank, world_size, use_gpu, timeout_s)
 
 
 def _receive_and_load_weights(worker, metadata: list, bucket_bytes: int, use_gpu: bool) -> None:
@@ -199,6 +213,13 @@ class LLMEngineActor:
         self.llm.reset_prefix_cache()
 
 
+def engine_dtype(bf16: bool) -> str:
+    """The vLLM `dtype` for training rollouts: the policy's own (`policy_dtype`), so the engines
+    sample from the distribution the trainer scores. vLLM's "auto" would take the checkpoint's
+    dtype (often bf16) and leave an fp32 policy scoring samples drawn in bf16."""
+    return str(policy_dtype(bf16)).removeprefix("torch.")
+
+
 def vllm_env(use_gpu: bool, kv_cache_gb: int = 1, threads: int | None = None,
              tensor_parallel_size: int = 1) -> dict[str, str]:
     """Environment a process needs before it imports vLLM (in a Ray actor or in-process)."""
@@ -234,7 +255,11 @@ def create_vllm_engines(num_engines: int, model_path: str, *, seed: int, max_mod
             model_path, seed=seed + i, max_model_len=max_model_len, use_gpu=use_gpu,
             tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization,
             dtype=dtype, enforce_eager=enforce_eager, threads=threads, trust_remote_code=trust_remote_code))
-    get_with_timeout([e.ready.remote() for e in engines], ready_timeout, "starting the vLLM engines")
+    try:
+        get_with_timeout([e.ready.remote() for e in engines], ready_timeout, "starting the vLLM engines")
+    except ray.exceptions.RayActorError as exc:
+        index = next((i for i, e in enumerate(engines) if e._actor_id.hex() == getattr(exc, "actor_id", None)), None)
+        raise EngineStartError(index, remote_error_line(str(exc))) from None
     return engines
 
 

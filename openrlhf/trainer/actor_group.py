@@ -1,7 +1,8 @@
 """A group of Ray actors, one per rank, that act as one data-parallel model.
 
 The same class builds the policy group and the reference group: it starts the ranks, wires their
-torch.distributed rendezvous, and fans calls out to every rank with a deadline.
+torch.distributed rendezvous (rank 0's store, `openrlhf.trainer.rendezvous`), and fans calls out
+to every rank with a deadline.
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ def pin_to_node(node_id: str | None):
 
 class RankDied(RuntimeError):
     """A rank's process is gone (killed, out of memory). Its ZeRO shards went with it, so the run
-    cannot save a new checkpoint: it stops, and resumes from the last complete one."""
+    cannot save a new checkpoint: it stops, and can resume from the last complete one if there is
+    one (the CLI adds that advice only then)."""
 
     def __init__(self, group: str, rank: int | None, what: str):
         who = f"{group} rank {rank}" if rank is not None else f"a {group} rank"
-        super().__init__(f"{who} died while {what} (its process exited: killed or out of memory?); "
-                         f"rerun with --load_checkpoint to resume from the last complete checkpoint")
+        super().__init__(f"{who} died while {what} (its process exited: killed or out of memory?)")
 
 
 class ModelGroup:
@@ -49,7 +50,9 @@ class ModelGroup:
                               **resources).remote(rank, world_size, threads_per_rank)
             for rank in range(world_size)
         ]
-        addr, port = self._get(self.actors[0].master_address.remote(), "finding the rendezvous address")
+        # rank 0's store takes its port from the OS and keeps it, so no other process can take it
+        # before the group forms; the ranks learn the port from it
+        addr, port = self._get(self.actors[0].open_rendezvous.remote(), "opening the rendezvous")
         self._get([a.set_rendezvous.remote(addr, port) for a in self.actors], "setting the rendezvous")
 
     def _get(self, refs, what: str):

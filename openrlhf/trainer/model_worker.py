@@ -8,6 +8,7 @@ export weights (to the rollout engines, to a DeepSpeed checkpoint, to an HF fold
 
 from __future__ import annotations
 
+import datetime
 import os
 import random
 from contextlib import nullcontext
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 
 from openrlhf.algorithms import kl_loss, policy_loss
+from openrlhf.trainer.rendezvous import join_store, open_store
 from openrlhf.trainer.strategy import deepspeed_config
 from openrlhf.trainer.weight_sync import ParamMeta, SharedBucket, WeightSyncGroup, plan_buckets
 
@@ -29,6 +31,12 @@ def attention_backend(flash_attn: bool) -> str:
         if importlib.util.find_spec("flash_attn") is not None:
             return "flash_attention_2"
     return "sdpa"
+
+
+def policy_dtype(bf16: bool) -> torch.dtype:
+    """The dtype the policy and the reference are loaded, scored and trained in: bf16 with --bf16,
+    fp32 otherwise (whatever the checkpoint's own dtype)."""
+    return torch.bfloat16 if bf16 else torch.float32
 
 
 def token_logprobs(logits: torch.Tensor, targets: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -189,16 +197,16 @@ class ModelWorker:
         self.engine = None
         self.score = self.train_score = response_logprobs
 
-    def master_address(self) -> tuple[str, int]:
-        """This node's IP and a free port, for the group's torch.distributed rendezvous."""
-        import socket
-
+    def open_rendezvous(self, host: str | None = None) -> tuple[str, int]:
+        """Rank 0: open the group's rendezvous store on a port the OS picks, held until this worker
+        is gone, and return where the other ranks reach it: (host, port). `host` defaults to this
+        node's IP as Ray sees it."""
         import ray
 
-        with socket.socket() as sock:
-            sock.bind(("", 0))
-            port = sock.getsockname()[1]
-        return ray.util.get_node_ip_address(), port
+        host = host or ray.util.get_node_ip_address()
+        # the timeout is replaced by the process group's in init_distributed
+        self.rendezvous_store = open_store(host, self.world_size, timeout_s=600.0)
+        return host, self.rendezvous_store.port
 
     def node_id(self) -> str:
         import ray
@@ -206,9 +214,34 @@ class ModelWorker:
         return ray.get_runtime_context().get_node_id()
 
     def set_rendezvous(self, master_addr: str, master_port: int) -> None:
+        """Every rank: where rank 0's store listens (`open_rendezvous`), for `init_distributed`."""
+        self.rendezvous = (master_addr, master_port)
         local_rank = os.environ.get("LOCAL_RANK", "0")
+        # Nothing binds MASTER_PORT (the store holds it); DeepSpeed's CPU shared-memory allreduce
+        # names its segments after MASTER_ADDR/MASTER_PORT, which makes them unique per group.
         os.environ.update(MASTER_ADDR=master_addr, MASTER_PORT=str(master_port), RANK=str(self.rank),
                           WORLD_SIZE=str(self.world_size), LOCAL_RANK=local_rank)
+
+    def init_distributed(self, backend: str, timeout: datetime.timedelta) -> None:
+        """Form this group's default torch.distributed process group ("gloo" or "nccl") on the
+        rendezvous store: rank 0's own, a connection to it on the other ranks. DeepSpeed then finds
+        the group formed and uses it. `timeout` bounds the rendezvous and every collective.
+        A process that already has a default group (a second worker in one test process) keeps it,
+        as DeepSpeed does."""
+        if torch.distributed.is_initialized():
+            return
+        host, port = self.rendezvous
+        if self.rank == 0:
+            store = self.rendezvous_store
+            store.set_timeout(timeout)
+        else:
+            store = join_store(host, port, self.world_size, timeout.total_seconds())
+        kwargs = {}
+        if backend == "nccl" and self.world_size > 1:
+            # bind the group to this rank's GPU, as DeepSpeed's own init does
+            kwargs["device_id"] = torch.device("cuda", torch.cuda.current_device())
+        torch.distributed.init_process_group(backend, store=store, rank=self.rank, world_size=self.world_size,
+                                             timeout=timeout, **kwargs)
 
     def init_model(self, model_path: str, *, trainable: bool, zero_stage: int, bf16: bool, seed: int,
                    micro_batch_size: int, learning_rate: float = 0.0, weight_decay: float = 0.0,
@@ -218,17 +251,19 @@ class ModelWorker:
                    share_prompt_prefix: bool = False,
                    adam_offload: bool = False) -> int:
         import deepspeed
+        from deepspeed.constants import default_pg_timeout
         from transformers import AutoModelForCausalLM
 
         use_gpu = torch.cuda.is_available()
         if use_gpu:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-        deepspeed.init_distributed(dist_backend="nccl" if use_gpu else "gloo")
+        backend = "nccl" if use_gpu else "gloo"
+        self.init_distributed(backend, default_pg_timeout)
+        deepspeed.init_distributed(dist_backend=backend, timeout=default_pg_timeout)
         torch.manual_seed(seed)
         random.seed(seed)
         np.random.seed(seed)
-        dtype = torch.bfloat16 if bf16 else torch.float32
-        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype, trust_remote_code=trust_remote_code,
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=policy_dtype(bf16), trust_remote_code=trust_remote_code,
                                                      attn_implementation=attention_backend(flash_attn))
         model.config.use_cache = False
         config = deepspeed_config(zero_stage=zero_stage, bf16=bf16, micro_batch_size=micro_batch_size,
@@ -350,9 +385,19 @@ class ModelWorker:
         return [ParamMeta(name, tuple(getattr(p, "ds_shape", p.shape)), str(p.dtype))
                 for name, p in self.engine.module.named_parameters()]
 
-    def init_weight_sync(self, host: str, port: int, world_size: int, timeout_s: float) -> None:
-        """Rank 0 only: join the weight-sync group as its source (rank 0)."""
-        self.sync_group = WeightSyncGroup(host, port, 0, world_size, torch.cuda.is_available(), timeout_s)
+    def open_weight_sync(self, world_size: int, timeout_s: float, host: str | None = None) -> tuple[str, int]:
+        """Rank 0 only: open the weight-sync group's store on a port the OS picks, held while the
+        group lives, and return where the engines reach it: (host, port)."""
+        import ray
+
+        host = host or ray.util.get_node_ip_address()
+        self.sync_store = open_store(host, world_size, timeout_s)
+        return host, self.sync_store.port
+
+    def init_weight_sync(self, world_size: int, timeout_s: float) -> None:
+        """Rank 0 only: join the weight-sync group as its source (rank 0), on the store
+        `open_weight_sync` opened; returns once every engine worker has joined."""
+        self.sync_group = WeightSyncGroup(self.sync_store, 0, world_size, torch.cuda.is_available(), timeout_s)
 
     def broadcast_weights(self, bucket_bytes: int) -> None:
         """Every rank calls this (ZeRO-3 gathers each bucket collectively); rank 0 sends."""

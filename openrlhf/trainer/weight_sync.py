@@ -5,6 +5,8 @@ tensor parallelism N has N workers, each receives the full tensors and loads its
 engine by engine. The group is built from a TCPStore
 directly (not torch.distributed's default group), so it lives beside DeepSpeed's group in the
 policy process and beside vLLM's in each engine. gloo on CPU, NCCL on GPU: the same code.
+Policy rank 0's store binds a port the OS picks and holds it (`openrlhf.trainer.rendezvous`);
+the engines connect to the port it reports.
 
 Parameters travel in buckets: both sides cut the same metadata list into the same buckets, so
 the sender flattens a bucket into one tensor and the receivers split it back by shape.
@@ -61,11 +63,15 @@ def plan_buckets(metadata: list[ParamMeta], bucket_bytes: int) -> list[list[int]
 
 
 class WeightSyncGroup:
-    def __init__(self, host: str, port: int, rank: int, world_size: int, use_gpu: bool, timeout_s: float = 600.0):
+    """This process's member of the weight-sync group. `store`: policy rank 0's own store
+    (`rendezvous.open_store`) on rank 0, a connection to it (`rendezvous.join_store`) elsewhere.
+    The constructor returns once all `world_size` ranks have joined (or raises after `timeout_s`)."""
+
+    def __init__(self, store: dist.Store, rank: int, world_size: int, use_gpu: bool, timeout_s: float = 600.0):
         timeout = datetime.timedelta(seconds=timeout_s)
         self.rank = rank
-        self.store = dist.TCPStore(host, port, world_size, rank == 0, timeout=timeout)
-        prefixed = dist.PrefixStore("knowrl-weight-sync", self.store)
+        self.store = store      # rank 0's store must outlive the group: it holds the port
+        prefixed = dist.PrefixStore("knowrl-weight-sync", store)
         if use_gpu:
             self.group = dist.ProcessGroupNCCL(prefixed, rank, world_size)
         else:
@@ -93,11 +99,12 @@ def connect_policy_to_engines(policy, engines: list, timeout: float) -> list[Par
     from openrlhf.utils.ray_utils import get_with_timeout
 
     rank0 = policy.actors[0]
-    host, port = get_with_timeout(rank0.master_address.remote(), timeout, "finding the weight-sync address")
     metadata = get_with_timeout(rank0.weight_metadata.remote(), timeout, "reading the policy's parameter list")
     workers = get_with_timeout([e.num_workers.remote() for e in engines], timeout, "asking the engines' sizes")
     world = 1 + sum(workers)
-    refs = [rank0.init_weight_sync.remote(host, port, world, timeout)]
+    host, port = get_with_timeout(rank0.open_weight_sync.remote(world, timeout), timeout,
+                                  "opening the weight-sync rendezvous")
+    refs = [rank0.init_weight_sync.remote(world, timeout)]
     refs += [e.init_weight_sync.remote(host, port, 1 + sum(workers[:i]), world, timeout)
              for i, e in enumerate(engines)]
     get_with_timeout(refs, timeout, "forming the weight-sync group")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import ray
 
 
@@ -31,3 +33,27 @@ def get_with_timeout(refs, timeout: float, what: str):
         for ref in ready:
             results[position[ref]] = ray.get(ref)
     return results[0] if single else results
+
+
+def remote_error_line(text: str) -> str:
+    """The line naming the exception a remote call or actor constructor raised, e.g.
+    "ValueError: max_model_len ... is too large", out of Ray's error text (a header, the remote
+    traceback, then that exception; with chained exceptions, the last one). When that line only
+    counts errors (pydantic: "1 validation error for ModelConfig"), its first detail is added.
+    Falls back to the text's first line when it holds no traceback."""
+    lines = text.strip().splitlines()
+    frames = [i for i, line in enumerate(lines) if line.lstrip().startswith('File "')]
+    if not lines:
+        return ""
+    if not frames:
+        return lines[0].strip()
+    after = lines[frames[-1] + 1:]
+    # the frame's source line (and any ^^^ marker) is indented; the exception line is not
+    for i, line in enumerate(after):
+        if line.strip() and not line[0].isspace():
+            header = line.strip()
+            if re.search(r": \d+ validation errors? for ", header):
+                detail = next((d.strip() for d in after[i + 1:] if d.strip()), "")
+                header = f"{header}: {detail.split(' [type=')[0]}" if detail else header
+            return header
+    return lines[0].strip()

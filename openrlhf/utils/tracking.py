@@ -8,6 +8,8 @@ import os
 import time
 from contextlib import contextmanager
 
+from openrlhf.utils.jsonl import repair_jsonl
+
 
 class PhaseTimer:
     """Wall time per named phase of one iteration (`timing/<phase>` in the metrics)."""
@@ -66,14 +68,12 @@ class MetricsLogger:
 
     def drop_after(self, step: int) -> None:
         """Forget metrics of iterations after `step` (they are re-run after a resume), so every
-        iteration appears in metrics.jsonl exactly once."""
-        if not os.path.exists(self.path):
-            return
-        with open(self.path) as f:
-            kept = [line for line in f if line.strip() and json.loads(line)["iteration"] <= step]
-        with open(self.path + ".tmp", "w") as f:
-            f.writelines(kept)
-        os.replace(self.path + ".tmp", self.path)
+        iteration appears in metrics.jsonl exactly once. A torn line (a run killed mid-write) is
+        dropped with a one-line warning instead of stopping the resume."""
+        torn = repair_jsonl(self.path, keep=lambda row: row.get("iteration", step + 1) <= step)
+        if torn:
+            print(f"[knowrl] warning: {self.path}: dropped {torn} unreadable line(s) (a write cut short by an "
+                  f"earlier kill or a full disk); those iterations are re-run", flush=True)
 
     def log(self, step: int, metrics: dict) -> None:
         clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
