@@ -29,10 +29,12 @@ import os
 import random
 import re
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from openrlhf.knowrl.taxonomy import LABELS
+
+from evaluation.capability import capability_benchmark
+from evaluation.items import Benchmark, EvalItem, count_duplicates
 
 BENCHMARKS_ENV = "KNOWRL_BENCHMARKS_DIR"
 #: name -> file inside ``$KNOWRL_BENCHMARKS_DIR/<name>/``
@@ -58,29 +60,6 @@ class BenchmarkError(ValueError):
         self.path, self.line, self.what, self.fix = str(path), line, what, fix
         where = f"{path}:{line}" if line is not None else str(path)
         super().__init__(f"{where}: {what}" + (f" — {fix}" if fix else ""))
-
-
-@dataclass(frozen=True)
-class EvalItem:
-    """One labelled task. ``label`` is feasible/infeasible; ``source_id`` locates it in its file."""
-
-    task: str
-    label: str
-    category: str | None = None
-    source_id: str | None = None
-
-
-@dataclass
-class Benchmark:
-    """A loaded benchmark: its items plus where they came from."""
-
-    name: str
-    path: str
-    format: str
-    sha256: str
-    items: list[EvalItem] = field(default_factory=list)
-    n_total: int = 0  # items in the file, before any --limit
-    n_duplicates: int = 0  # items whose text an earlier item already has (up to case and spacing)
 
 
 def slug(text: str) -> str:
@@ -145,8 +124,23 @@ def _bool_field(obj: dict, key: str, path, line, fix: str) -> bool:
     return v
 
 
+def _answers(value, path, line, key: str = "answer") -> tuple[str, ...] | None:
+    """Gold answers as a tuple of aliases: a string or a list of strings; None when absent or
+    empty. BenchmarkError (naming file:line) for any other value."""
+    if value is None:
+        return None
+    aliases = [value] if isinstance(value, str) else value
+    if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+        raise BenchmarkError(path, line, f"'{key}' must be a string or a list of strings, got {value!r}"[:200],
+                             "give the accepted answers as text, or drop the field")
+    kept = tuple(dict.fromkeys(a.strip() for a in aliases if a.strip()))
+    return kept or None
+
+
 def load_knowrl_jsonl(path) -> list[EvalItem]:
-    """``{"task", "label", "category"?}`` per line; ``reason``/``type`` also give the category."""
+    """``{"task", "label", "category"?, "answer"?}`` per line; ``reason``/``type`` also give the
+    category; ``answer`` (a string or a list of accepted strings) lets the model's own answer be
+    graded. An infeasible item's answers are ignored (no model can answer it)."""
     path = Path(path)
     items = []
     for lineno, obj in _jsonl_objects(path):
@@ -158,8 +152,11 @@ def load_knowrl_jsonl(path) -> list[EvalItem]:
         if cat is not None and not isinstance(cat, str):
             raise BenchmarkError(path, lineno, f"'category' must be a string, got {cat!r}", "quote it or drop it")
         sid = obj.get("id")
-        items.append(EvalItem(task, label.strip().lower(), cat.strip() if cat else None,
-                              str(sid) if sid is not None else f"L{lineno}"))
+        label = label.strip().lower()
+        answers = _answers(obj.get("answer"), path, lineno)
+        items.append(EvalItem(task, label, cat.strip() if cat else None,
+                              str(sid) if sid is not None else f"L{lineno}",
+                              answers=answers if label == "feasible" else None))
     return items
 
 
@@ -190,7 +187,9 @@ def _selfaware_item(ex, fallback_id: str) -> EvalItem:
     src = ex.get("source")
     cat = slug(re.sub(r"_(train|dev|test)$", "", src)) if isinstance(src, str) and src.strip() else None
     qid = ex.get("question_id")
-    return EvalItem(q, "feasible" if ans else "infeasible", cat, str(qid if qid is not None else fallback_id))
+    answers = _answers(ex.get("answer"), "", None) if ans else None
+    return EvalItem(q, "feasible" if ans else "infeasible", cat, str(qid if qid is not None else fallback_id),
+                    answers=answers)
 
 
 def _is_selfaware_line(obj) -> bool:
@@ -219,8 +218,8 @@ def load_selfaware(path) -> list[EvalItem]:
             try:
                 items.append(_selfaware_item(obj, f"L{lineno}"))
             except BenchmarkError as e:
-                raise BenchmarkError(path, lineno, e.what, 'each line needs "question": "<text>" and '
-                                                           '"answerable": true or false')
+                raise BenchmarkError(path, lineno, e.what, e.fix or 'each line needs "question": "<text>" and '
+                                                                   '"answerable": true or false')
         return items
     try:
         data = json.loads(text)
@@ -247,7 +246,9 @@ def load_kuq(path) -> list[EvalItem]:
         unknown = _bool_field(obj, "unknown", path, lineno, 'each KUQ line needs "unknown": true or false')
         cat = obj.get("category")
         cat = slug(cat) if isinstance(cat, str) and cat.strip() else ("unknown" if unknown else "known")
-        items.append(EvalItem(q, "infeasible" if unknown else "feasible", cat, f"L{lineno}"))
+        # an unknown question's "answer" explains why nobody knows: not a gold answer
+        answers = None if unknown else _answers(obj.get("answer"), path, lineno)
+        items.append(EvalItem(q, "infeasible" if unknown else "feasible", cat, f"L{lineno}", answers=answers))
     return items
 
 
@@ -313,18 +314,18 @@ def _whole_file_is_selfaware(path: Path) -> bool:
     return isinstance(data, dict) and isinstance(data.get("example"), list)
 
 
-def count_duplicates(items: list[EvalItem]) -> tuple[int, int, str | None]:
-    """Items whose text an earlier item already has, compared up to case and spacing.
-    Returns (extra copies, texts whose copies disagree on the label, one duplicated text)."""
-    labels: dict[str, set[str]] = {}
-    copies, example = 0, None
-    for it in items:
-        key = " ".join(it.task.split()).casefold()
-        if key in labels:
-            copies += 1
-            example = example or it.task
-        labels.setdefault(key, set()).add(it.label)
-    return copies, sum(len(seen) > 1 for seen in labels.values()), example
+def capability_size(spec: str) -> int | None:
+    """N for a ``capability`` / ``capability:N`` spec (the generated suite of
+    ``evaluation.capability``; N defaults to 200), None for any other spec or when a file of
+    that name exists. BenchmarkError when N is not a whole number >= 1."""
+    m = re.fullmatch(r"\s*capability\s*(?::(.*))?", spec, re.IGNORECASE)
+    if m is None or Path(spec).expanduser().exists():
+        return None
+    size = (m.group(1) or "200").strip()
+    if not size.isdigit() or int(size) < 1:
+        raise BenchmarkError(spec, None, f"bad capability suite size {size!r}",
+                             "write capability:N with N a whole number >= 1, e.g. capability:200")
+    return int(size)
 
 
 def resolve_spec(spec: str) -> tuple[str, Path]:
@@ -347,12 +348,20 @@ def resolve_spec(spec: str) -> tuple[str, Path]:
     if p.is_dir():
         raise BenchmarkError(p, None, "is a directory", "pass the benchmark file inside it")
     raise BenchmarkError(spec, None, "no such benchmark file",
-                         "pass an existing file, or one of the names " + ", ".join(NAMED_BENCHMARKS)
-                         + f" with ${BENCHMARKS_ENV} set")
+                         "pass an existing file, one of the names " + ", ".join(NAMED_BENCHMARKS)
+                         + f" with ${BENCHMARKS_ENV} set, or capability[:N] (generated)")
 
 
-def load_benchmark(spec: str, fmt: str | None = None) -> Benchmark:
-    """Load a benchmark by path or name (see module docstring); ``fmt`` overrides sniffing."""
+def load_benchmark(spec: str, fmt: str | None = None, seed: int = 0) -> Benchmark:
+    """Load a benchmark by path or name (see module docstring); ``fmt`` overrides sniffing.
+    ``capability`` / ``capability:N`` generates the capability suite (N items, default 200)
+    from ``seed``; ``seed`` is unused for files."""
+    n_capability = capability_size(spec)
+    if n_capability is not None:
+        if fmt not in (None, "capability"):
+            raise BenchmarkError(spec, None, f"the generated capability suite has no format {fmt!r}",
+                                 "drop --format for capability[:N]")
+        return capability_benchmark(n_capability, seed)
     name, path = resolve_spec(spec)
     fmt = fmt or sniff_format(path)
     if fmt not in LOADERS:
@@ -394,4 +403,4 @@ def balanced_subsample(items: list[EvalItem], limit: int | None, seed: int = 0) 
 
 __all__ = ["BENCHMARKS_ENV", "NAMED_BENCHMARKS", "FORMATS", "BenchmarkError", "EvalItem", "Benchmark",
            "load_knowrl_jsonl", "load_selfaware", "load_kuq", "load_line_of_duty", "sniff_format",
-           "resolve_spec", "load_benchmark", "balanced_subsample", "sha256_file", "slug", "count_duplicates"]
+           "resolve_spec", "capability_size", "load_benchmark", "balanced_subsample", "sha256_file", "slug", "count_duplicates"]

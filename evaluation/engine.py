@@ -7,7 +7,8 @@ sampled texts per prompt. ``classify`` turns tasks into classification prompts w
 shared ``build_classification_prompt``, prefilled with the answer prefix (``Label:``) as in
 training, and parses answers with the shared ``parse_answer``; ``generate`` returns each sample
 as a ``Completion`` (text, and whether the model ended it or the length limit cut it), so a cut
-answer is parsed as in training.
+answer is parsed as in training. ``label_probabilities`` gives P(feasible) per prompt from the
+label token's probability after the prefix.
 ``os.environ`` must hold ``vllm_env(...)`` before vLLM is imported: ``prepare_env`` does it.
 """
 
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
+from openrlhf.knowrl.label_tokens import LabelTokenError, LabelTokens, find_label_tokens, p_feasible
 from openrlhf.knowrl.prompts import (
     DEFAULT_ANSWER_PREFIX,
     PromptTemplates,
@@ -115,6 +117,8 @@ class Classifier:
         self.max_model_len = min(cap, max_model_len or 4096)
         self.engine = None
         self.engine_start_s = 0.0
+        # found from the first prompt label_probabilities sees; the error once no token decides
+        self._label_tokens: LabelTokens | LabelTokenError | None = None
 
     def chat(self, user_text: str, assistant_prefix: str = "") -> str:
         if not self.has_chat_template:
@@ -158,6 +162,34 @@ class Classifier:
         completions = self.generate(self.classification_prompts(templates, tasks), n=n, temperature=temperature,
                                     max_tokens=max_tokens)
         return [[self.sample(c.text, c.finished) for c in per_task] for per_task in completions]
+
+    def label_probabilities(self, prompts: list[str]) -> list[float | None]:
+        """P(feasible) in [0, 1] per classification prompt (as ``classification_prompts`` builds
+        them, ending with the answer prefix): the next-token probability of the "feasible" label
+        tokens, normalised over both labels' tokens (``openrlhf.knowrl.label_tokens``; Kadavath et
+        al. 2022). The label tokens are found once, from the first prompt seen.
+
+        Exact, not top-k: the engine scores exactly the decisive token ids (vLLM
+        ``logprob_token_ids``, one greedy token per prompt, raw log-probs, no temperature), after
+        the prompt's ids plus any ``prefill_ids``. ``None`` for every prompt when this tokenizer
+        has no deciding token (the reason is printed once to stderr; use the share of samples).
+        """
+        if not prompts:
+            return []
+        if self._label_tokens is None:
+            try:
+                self._label_tokens = find_label_tokens(self.tokenizer, prompts[0])
+            except LabelTokenError as exc:
+                print(f"[eval] warning: {exc}", file=sys.stderr)
+                self._label_tokens = exc
+        tokens = self._label_tokens
+        if isinstance(tokens, LabelTokenError):
+            return [None] * len(prompts)
+        self.start()
+        ids = [self.tokenizer(p, add_special_tokens=False).input_ids + list(tokens.prefill_ids) for p in prompts]
+        sampling = {"temperature": 0.0, "max_tokens": 1, "logprob_token_ids": tokens.token_ids}
+        out = self.engine.generate(ids, sampling, 1, progress=sys.stderr.isatty())
+        return [p_feasible(per_prompt[0]["logprobs"][0], tokens) for per_prompt in out]
 
     def sample(self, completion: str, finished: bool = True) -> dict:
         """``{"text", "label", "finished"}`` for one answer; ``text`` includes the answer prefix,

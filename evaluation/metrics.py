@@ -1,4 +1,5 @@
-"""Pure scoring functions for feasibility classification (no I/O, no model, standard library only).
+"""Pure scoring functions for feasibility classification (no I/O, no model; scikit-learn for the
+model-relative AUROC and Brier score).
 
 Conventions used everywhere in ``evaluation/``:
 
@@ -20,13 +21,50 @@ Conventions used everywhere in ``evaluation/``:
   (majority count / K, 0 for a tie).
 * ECE uses 10 equal-width bins of the confidence: sum over bins of (bin share) x
   |mean confidence - share of gold infeasible| (calibration of P(infeasible)).
+* **Balanced accuracy** is the mean of the per-class recalls that are defined, i.e. over the
+  classes present in the gold labels (unparseable = a miss for either class). With one class
+  present it equals that class's recall (= accuracy): defined, since every item still has a
+  right answer; 0 items give ``None``.
+
+Model-relative evaluation (``model_relative_metrics``). The dataset label says whether a task is
+answerable at all; the **model-relative label** says whether it is feasible *for this model*:
+an item with gold answers is ``feasible`` when the model's greedy answer is graded correct, else
+``infeasible``; an item without a gold answer that is unanswerable is ``infeasible`` for every
+model. **answerable** marks the items with gold answers (the ones the model answered).
+**P(feasible)** is the item's probability that the task is feasible for the model: P(IK), "I
+know", in Kadavath et al. 2022, *Language Models (Mostly) Know What They Know*,
+arXiv:2207.05221. Conventions there:
+
+* Label metrics (accuracy, balanced accuracy, F1 with infeasible positive, macro-F1) use the
+  model-relative label as gold and the same rules as above (unparseable is wrong). They are
+  computed here rather than by scikit-learn, which cannot take ``None`` among string labels and
+  turns 0/0 into a chosen number; the tests check they equal scikit-learn's with unparseable
+  mapped to a third label.
+* ``auroc_pik``: AUROC of P(feasible) for model label ``feasible`` over all items (ties count
+  1/2); ``auroc_pik_answerable``: the same on answerable items only (the pure P(IK) question:
+  which of the questions that have an answer will the model get right). ``brier``: mean of
+  (P(feasible) - [model label feasible])^2. ``ece``: the 10-bin ECE above applied to
+  P(feasible) against the share of model-label feasible items. Each of these is ``None`` when
+  any item of its set has no P(feasible) (a score on part of the items would compare different
+  item sets between runs), and the AUROCs also when one class is absent.
+* ``overclaim_rate``: share of ALL items predicted feasible whose model label is infeasible
+  (the model claims a task it cannot do); ``underclaim_rate``: share of all items predicted
+  infeasible whose model label is feasible. Unparseable predictions are in neither, so
+  accuracy + overclaim + underclaim + unparseable_rate = 1.
+* ``calibration_only_predictions``: the baseline of issue #20, the untrained model with only its
+  threshold moved: items whose P(feasible) is strictly above the batch median are feasible,
+  items at or below it infeasible (a tie with the median counts as not known, the cautious
+  side); an item without P(feasible) gets ``None`` (unparseable).
 """
 
 from __future__ import annotations
 
 import math
 import random
+import statistics
 from collections.abc import Callable, Sequence
+
+from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from openrlhf.knowrl.reward import agreement as _agreement
 from openrlhf.knowrl.reward import majority_label
@@ -37,9 +75,11 @@ UNPARSEABLE = "unparseable"
 
 __all__ = [
     "POS", "NEG", "UNPARSEABLE", "safe_div", "confusion_matrix", "accuracy", "precision", "recall",
-    "f1", "macro_f1", "unparseable_rate", "vote", "confidence", "mean_agreement", "auroc", "ece",
+    "f1", "macro_f1", "balanced_accuracy", "unparseable_rate", "vote", "confidence", "mean_agreement", "auroc",
+    "ece",
     "reliability_bins", "classification_metrics", "per_group_metrics", "category_type", "score_items",
-    "paired_bootstrap",
+    "paired_bootstrap", "unpaired_bootstrap", "auroc_p_feasible", "model_relative_metrics",
+    "calibration_only_predictions",
 ]
 
 
@@ -103,6 +143,12 @@ def macro_f1(gold, pred) -> float | None:
     return safe_div(sum(vals), len(vals))
 
 
+def balanced_accuracy(gold, pred) -> float | None:
+    """Mean recall over the classes present in ``gold`` (unparseable = a miss); ``None`` for 0 items."""
+    recalls = [r for r in (recall(gold, pred, lab) for lab in LABELS) if r is not None]
+    return safe_div(sum(recalls), len(recalls))
+
+
 def unparseable_rate(pred) -> float | None:
     return safe_div(sum(1 for p in pred if p is None), len(pred))
 
@@ -148,9 +194,10 @@ def auroc(gold: Sequence[str], scores: Sequence[float]) -> float | None:
     return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
-def reliability_bins(gold: Sequence[str], scores: Sequence[float], n_bins: int = 10) -> list[dict]:
-    """Per bin of the score: ``lo``, ``hi``, ``n``, ``mean_conf``, ``frac_pos`` (None when empty).
-    The last bin includes 1.0."""
+def reliability_bins(gold: Sequence[str], scores: Sequence[float], n_bins: int = 10,
+                     positive: str = POS) -> list[dict]:
+    """Per bin of the score: ``lo``, ``hi``, ``n``, ``mean_conf``, ``frac_pos`` (share of gold
+    ``positive`` in the bin; None when empty). The last bin includes 1.0."""
     bins = [{"lo": b / n_bins, "hi": (b + 1) / n_bins, "n": 0, "sum_conf": 0.0, "n_pos": 0} for b in range(n_bins)]
     for g, s in zip(gold, scores):
         if not (0.0 <= s <= 1.0) or math.isnan(s):
@@ -158,19 +205,20 @@ def reliability_bins(gold: Sequence[str], scores: Sequence[float], n_bins: int =
         b = bins[min(int(s * n_bins), n_bins - 1)]
         b["n"] += 1
         b["sum_conf"] += s
-        b["n_pos"] += g == POS
+        b["n_pos"] += g == positive
     return [{"lo": b["lo"], "hi": b["hi"], "n": b["n"], "mean_conf": safe_div(b["sum_conf"], b["n"]),
              "frac_pos": safe_div(b["n_pos"], b["n"])} for b in bins]
 
 
-def ece(gold: Sequence[str], scores: Sequence[float], n_bins: int = 10) -> float | None:
-    """Expected calibration error of P(infeasible) = score, ``n_bins`` equal-width bins."""
+def ece(gold: Sequence[str], scores: Sequence[float], n_bins: int = 10, positive: str = POS) -> float | None:
+    """Expected calibration error of P(``positive``) = score (default P(infeasible)), ``n_bins``
+    equal-width bins; ``None`` for 0 items."""
     if len(gold) != len(scores):
         raise ValueError(f"{len(gold)} gold labels but {len(scores)} scores")
     if not gold:
         return None
     total = 0.0
-    for b in reliability_bins(gold, scores, n_bins):
+    for b in reliability_bins(gold, scores, n_bins, positive):
         if b["n"]:
             total += b["n"] / len(gold) * abs(b["mean_conf"] - b["frac_pos"])
     return total
@@ -188,6 +236,7 @@ def classification_metrics(gold: Sequence[str], pred: Sequence[str | None]) -> d
         "f1": f1(gold, pred),
         "f1_feasible": f1(gold, pred, NEG),
         "macro_f1": macro_f1(gold, pred),
+        "balanced_accuracy": balanced_accuracy(gold, pred),
         "unparseable_rate": unparseable_rate(pred),
         "predicted_infeasible_rate": safe_div(sum(1 for p in pred if p == POS), len(pred)),
         "confusion": cm,
@@ -245,6 +294,83 @@ def score_items(gold: Sequence[str], sample_labels: Sequence[Sequence[str | None
         if categories and all(t is not None for t in types):
             out["per_type"] = per_group_metrics(types, gold, preds)
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Model-relative evaluation (P(IK), Kadavath et al. 2022)
+# --------------------------------------------------------------------------------------------
+
+
+def _check_p_feasible(p_feasible: Sequence[float | None]) -> None:
+    for p in p_feasible:
+        if p is not None and (isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0):
+            raise ValueError(f"P(feasible) {p!r} is not a probability in [0, 1] (or None)")
+
+
+def auroc_p_feasible(labels: Sequence[str], p_feasible: Sequence[float | None]) -> float | None:
+    """AUROC of ``p_feasible`` for ``labels == "feasible"`` (ties count 1/2), by scikit-learn's
+    ``roc_auc_score``. ``None`` for 0 items, one class only, or any ``None`` score."""
+    if len(labels) != len(p_feasible):
+        raise ValueError(f"{len(labels)} labels but {len(p_feasible)} P(feasible) scores")
+    _check_p_feasible(p_feasible)
+    y = [int(lab == NEG) for lab in labels]
+    if not y or any(p is None for p in p_feasible) or len(set(y)) < 2:
+        return None
+    return float(roc_auc_score(y, [float(p) for p in p_feasible]))
+
+
+def model_relative_metrics(model_label: Sequence[str], pred: Sequence[str | None],
+                           p_feasible: Sequence[float | None], answerable: Sequence[bool],
+                           n_bins: int = 10) -> dict:
+    """Predictions and P(feasible) scored against the model-relative labels (conventions in the
+    module docstring). All sequences have one entry per item.
+
+    Returns ``n``, ``n_feasible`` (model label feasible), ``n_answerable``, ``accuracy``,
+    ``balanced_accuracy``, ``f1`` (infeasible positive), ``f1_feasible``, ``macro_f1``,
+    ``unparseable_rate``, ``predicted_feasible_rate``, ``overclaim_rate``, ``underclaim_rate``,
+    ``auroc_pik``, ``auroc_pik_answerable``, ``brier`` and ``ece``; ratios are ``None`` where
+    undefined. ``ValueError`` on different lengths, an unknown label or a score outside [0, 1].
+    """
+    n = len(model_label)
+    if not (len(pred) == len(p_feasible) == len(answerable) == n):
+        raise ValueError(f"model-relative metrics need one entry per item: {n} labels, {len(pred)} predictions, "
+                         f"{len(p_feasible)} P(feasible), {len(answerable)} answerable flags")
+    _check(model_label, pred)
+    _check_p_feasible(p_feasible)
+    scored = n > 0 and all(p is not None for p in p_feasible)
+    y = [int(lab == NEG) for lab in model_label]
+    ans = [i for i in range(n) if answerable[i]]
+    return {
+        "n": n,
+        "n_feasible": sum(y),
+        "n_answerable": len(ans),
+        "accuracy": accuracy(model_label, pred),
+        "balanced_accuracy": balanced_accuracy(model_label, pred),
+        "f1": f1(model_label, pred),
+        "f1_feasible": f1(model_label, pred, NEG),
+        "macro_f1": macro_f1(model_label, pred),
+        "unparseable_rate": unparseable_rate(pred),
+        "predicted_feasible_rate": safe_div(sum(1 for p in pred if p == NEG), n),
+        "overclaim_rate": safe_div(sum(1 for g, p in zip(model_label, pred) if g == POS and p == NEG), n),
+        "underclaim_rate": safe_div(sum(1 for g, p in zip(model_label, pred) if g == NEG and p == POS), n),
+        "auroc_pik": auroc_p_feasible(model_label, p_feasible),
+        "auroc_pik_answerable": auroc_p_feasible([model_label[i] for i in ans], [p_feasible[i] for i in ans]),
+        "brier": float(brier_score_loss(y, [float(p) for p in p_feasible], pos_label=1)) if scored else None,
+        "ece": ece(model_label, [float(p) for p in p_feasible], n_bins, positive=NEG) if scored else None,
+    }
+
+
+def calibration_only_predictions(p_feasible: Sequence[float | None]) -> list[str | None]:
+    """The calibration-only baseline: ``"feasible"`` where P(feasible) is strictly above the median
+    of the batch's scores, ``"infeasible"`` at or below it (ties with the median go to
+    infeasible), ``None`` where the score is ``None``. Median of an even count = mean of the two
+    middle scores. ``ValueError`` on a score outside [0, 1]."""
+    _check_p_feasible(p_feasible)
+    present = [p for p in p_feasible if p is not None]
+    if not present:
+        return [None] * len(p_feasible)
+    median = statistics.median(present)
+    return [None if p is None else (NEG if p > median else POS) for p in p_feasible]
 
 
 def _percentile_ci(estimate, vals: list[float], n_boot: int, alpha: float) -> dict:

@@ -3,8 +3,13 @@
 A *record* is one line of ``predictions.jsonl``: ``benchmark``, ``index``, ``source_id``,
 ``task``, ``gold``, ``category`` (``reason``/``type`` for intrinsic rows, whose ``benchmark``
 is ``"intrinsic"``), ``samples`` (each ``{"text", "label", "finished"}``), ``prediction``, ``confidence``
-and ``agreement``. ``score_records`` derives every metric from ``gold``, ``category`` and the
-samples' parsed labels only, so ``--rescore`` reproduces ``metrics.json`` from the records.
+and ``agreement``. Rows of a model-relative run also carry ``p_feasible`` (the item's
+P(feasible), Kadavath et al. 2022's P(IK)) and ``model_relative_label`` (feasible/infeasible
+for this model); rows of items with gold answers also ``model_answers``, ``answer_correct``
+(the greedy answer is right) and ``answer_correct_share``. ``score_records`` derives every
+metric from ``gold``, ``category``, the samples' parsed labels and these fields only, so
+``--rescore`` reproduces ``metrics.json`` from the records; rows without the new fields are
+scored exactly as before they existed (plus ``balanced_accuracy``).
 """
 
 from __future__ import annotations
@@ -20,10 +25,16 @@ from evaluation import metrics as M
 from evaluation.intrinsic import intrinsic_metrics
 
 INTRINSIC = "intrinsic"
-TABLE_KEYS = ("accuracy", "precision", "recall", "f1", "macro_f1", "unparseable_rate", "mean_agreement",
-              "auroc", "ece")
-SHORT = {"accuracy": "acc", "precision": "P", "recall": "R", "f1": "F1", "macro_f1": "mF1",
-         "unparseable_rate": "unparse", "mean_agreement": "agree", "auroc": "AUROC", "ece": "ECE"}
+TABLE_KEYS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "macro_f1", "unparseable_rate",
+              "mean_agreement", "auroc", "ece")
+SHORT = {"accuracy": "acc", "balanced_accuracy": "bal_acc", "precision": "P", "recall": "R", "f1": "F1",
+         "macro_f1": "mF1", "unparseable_rate": "unparse", "mean_agreement": "agree", "auroc": "AUROC", "ece": "ECE"}
+# model-relative table columns: (key in the "model_relative" metrics, header)
+MR_COLUMNS = (("accuracy", "acc"), ("balanced_accuracy", "bal_acc"), ("f1", "F1"), ("macro_f1", "mF1"),
+              ("auroc_pik", "PIK_AUC"), ("auroc_pik_answerable", "PIK_ans"), ("brier", "Brier"), ("ece", "ECE"),
+              ("overclaim_rate", "over"), ("underclaim_rate", "under"))
+BASELINE_KEYS = ("accuracy", "balanced_accuracy", "f1", "f1_feasible", "macro_f1", "overclaim_rate",
+                 "underclaim_rate")
 
 
 def make_record(benchmark: str, index: int, item, samples: list[dict], **extra) -> dict:
@@ -33,6 +44,8 @@ def make_record(benchmark: str, index: int, item, samples: list[dict], **extra) 
     rec = {"benchmark": benchmark, "index": index, "source_id": get("source_id"), "task": get("task"),
            "gold": get("label"), "category": get("category"), **extra, "samples": samples,
            "prediction": M.vote(labels), "confidence": M.confidence(labels), "agreement": agreement(labels)}
+    if get("difficulty") is not None:  # graded suites (capability): the item's level
+        rec["difficulty"] = get("difficulty")
     return rec
 
 
@@ -47,8 +60,37 @@ def _labels(rows):
     return [[s["label"] for s in r["samples"]] for r in rows]
 
 
+def _model_relative_inputs(rows: list[dict]) -> tuple[list, list, list, list]:
+    """(model labels, majority-vote predictions, P(feasible), answerable flags) of the rows that
+    have a ``model_relative_label``; answerable = the row was graded (``answer_correct`` set)."""
+    mr = [r for r in rows if r.get("model_relative_label") is not None]
+    return ([r["model_relative_label"] for r in mr], [M.vote([s["label"] for s in r["samples"]]) for r in mr],
+            [r.get("p_feasible") for r in mr], [r.get("answer_correct") is not None for r in mr])
+
+
+def score_model_relative(rows: list[dict]) -> dict:
+    """``M.model_relative_metrics`` over the rows that have a ``model_relative_label``, plus
+    ``calibration_only``: the label metrics (``BASELINE_KEYS``) of the same P(feasible)
+    thresholded at the batch median (``None`` when a row has no ``p_feasible``)."""
+    labels, pred, p_feasible, answerable = _model_relative_inputs(rows)
+    out = M.model_relative_metrics(labels, pred, p_feasible, answerable)
+    out["calibration_only"] = None
+    if labels and all(p is not None for p in p_feasible):
+        base = M.model_relative_metrics(labels, M.calibration_only_predictions(p_feasible), p_feasible, answerable)
+        out["calibration_only"] = {k: base[k] for k in BASELINE_KEYS}
+    return out
+
+
 def score_benchmark(rows: list[dict]) -> dict:
-    return M.score_items([r["gold"] for r in rows], _labels(rows), [r.get("category") for r in rows])
+    """``M.score_items`` of the dataset labels; with P(feasible) in the rows also
+    ``auroc_p_feasible`` (AUROC of P(feasible) for dataset label feasible), and with
+    model-relative labels also ``model_relative`` (``score_model_relative``)."""
+    out = M.score_items([r["gold"] for r in rows], _labels(rows), [r.get("category") for r in rows])
+    if any(r.get("p_feasible") is not None for r in rows):
+        out["auroc_p_feasible"] = M.auroc_p_feasible([r["gold"] for r in rows], [r.get("p_feasible") for r in rows])
+    if any(r.get("model_relative_label") is not None for r in rows):
+        out["model_relative"] = score_model_relative(rows)
+    return out
 
 
 def score_intrinsic(rows: list[dict]) -> dict:
@@ -70,7 +112,9 @@ def score_records(records: list[dict]) -> dict:
 
 def reparse(records: list[dict]) -> int:
     """Re-parse every sample's text with the current ``parse_label`` (a sample recorded as cut at
-    the length limit, ``"finished": false``, parsed as such); return how many changed."""
+    the length limit, ``"finished": false``, parsed as such); return how many changed. A
+    ``p_feasible`` taken from the samples (``p_feasible_source == "samples"``) follows the new
+    labels; one from the label token's probability does not depend on the parser and stays."""
     from openrlhf.knowrl.prompts import parse_label
 
     changed = 0
@@ -81,6 +125,8 @@ def reparse(records: list[dict]) -> int:
             s["label"] = new
         labels = [s["label"] for s in r["samples"]]
         r["prediction"], r["confidence"], r["agreement"] = M.vote(labels), M.confidence(labels), agreement(labels)
+        if r.get("p_feasible_source") == "samples" and labels:
+            r["p_feasible"] = labels.count(M.NEG) / len(labels)
     return changed
 
 
@@ -129,7 +175,22 @@ def format_table(scores: dict, title: str = "") -> str:
     lines.append(head)
     lines.append("-" * len(head))
     for name, m in scores.get("benchmarks", {}).items():
-        lines.append(f"{name[:22]:<22}{m['n']:>6}{fmt(m['k'], 3)} " + " ".join(fmt(m[k], 7) for k in TABLE_KEYS))
+        lines.append(f"{name[:22]:<22}{m['n']:>6}{fmt(m['k'], 3)} " + " ".join(fmt(m.get(k), 7) for k in TABLE_KEYS))
+    relative = {name: m["model_relative"] for name, m in scores.get("benchmarks", {}).items()
+                if m.get("model_relative")}
+    if relative:
+        lines.append("\nmodel-relative (gold = feasible for this model: greedy answer correct; infeasible positive; "
+                     "PIK = AUROC of P(feasible), all / answerable items; over/under = share of all items claimed "
+                     "feasible but not / infeasible but feasible)")
+        head = f"{'benchmark':<22}{'n':>6}{'n_feas':>7} " + " ".join(f"{h:>7}" for _, h in MR_COLUMNS)
+        lines.append(head)
+        lines.append("-" * len(head))
+        for name, mr in relative.items():
+            lines.append(f"{name[:22]:<22}{mr['n']:>6}{mr['n_feasible']:>7} "
+                         + " ".join(fmt(mr[k], 7) for k, _ in MR_COLUMNS))
+            base = mr.get("calibration_only")
+            if base:
+                lines.append(f"{'  calibration-only':<35} " + " ".join(fmt(base.get(k), 7) for k, _ in MR_COLUMNS))
     for name, m in scores.get("benchmarks", {}).items():
         for key, label in (("per_type", "type"), ("per_category", "category")):
             groups = m.get(key)
@@ -156,20 +217,35 @@ def format_table(scores: dict, title: str = "") -> str:
 # Comparison
 # --------------------------------------------------------------------------------------------
 
-def _subset_stats(rows: list[dict], idx: list[int]) -> dict:
+def _subset_stats(rows: list[dict], idx: list[int], model_relative: bool = False) -> dict:
+    """The compared metrics of the rows at ``idx`` (repeats allowed); with ``model_relative`` also
+    the model-relative balanced accuracy and P(IK) AUROC of those rows that have a model label."""
     gold = [rows[i]["gold"] for i in idx]
     labels = [[s["label"] for s in rows[i]["samples"]] for i in idx]
     pred = [M.vote(x) for x in labels]
     conf = [M.confidence(x) for x in labels]
-    return {"accuracy": M.accuracy(gold, pred), "precision": M.precision(gold, pred), "recall": M.recall(gold, pred),
-            "f1": M.f1(gold, pred), "macro_f1": M.macro_f1(gold, pred), "unparseable_rate": M.unparseable_rate(pred),
-            "mean_agreement": M.mean_agreement(labels), "auroc": M.auroc(gold, conf), "ece": M.ece(gold, conf)}
+    out = {"accuracy": M.accuracy(gold, pred), "balanced_accuracy": M.balanced_accuracy(gold, pred),
+           "precision": M.precision(gold, pred), "recall": M.recall(gold, pred),
+           "f1": M.f1(gold, pred), "macro_f1": M.macro_f1(gold, pred), "unparseable_rate": M.unparseable_rate(pred),
+           "mean_agreement": M.mean_agreement(labels), "auroc": M.auroc(gold, conf), "ece": M.ece(gold, conf)}
+    if model_relative:
+        mr_labels, mr_pred, p_feasible, _ = _model_relative_inputs([rows[i] for i in idx])
+        out["mr_balanced_accuracy"] = M.balanced_accuracy(mr_labels, mr_pred)
+        out["mr_auroc_pik"] = M.auroc_p_feasible(mr_labels, p_feasible)
+    return out
+
+
+def _has_model_relative(rows: list[dict]) -> bool:
+    return any(r.get("model_relative_label") is not None for r in rows)
 
 
 def compare_records(rows_a: list[dict], rows_b: list[dict], *, n_boot: int = 1000, seed: int = 0) -> dict:
     """Per benchmark, each metric of A and B, ``diff`` = B - A and a paired bootstrap 95% CI.
-    Items must match (same benchmark, task and gold, same order). Intrinsic rows are not
-    paired (each model writes its own tasks): their differences get an unpaired bootstrap CI."""
+    Items must match (same benchmark, task and gold, same order). When both runs have
+    model-relative labels for a benchmark, ``mr_balanced_accuracy`` and ``mr_auroc_pik`` (each
+    model scored against its own model-relative labels, on the same resampled items) are compared
+    too. Intrinsic rows are not paired (each model writes its own tasks): their differences get
+    an unpaired bootstrap CI."""
     ga, gb = group_records(rows_a), group_records(rows_b)
     out: dict = {"benchmarks": {}, "n_boot": n_boot, "seed": seed, "diff": "B - A"}
     for name, ra in ga.items():
@@ -181,11 +257,13 @@ def compare_records(rows_a: list[dict], rows_b: list[dict], *, n_boot: int = 100
         if [(r["task"], r["gold"]) for r in ra] != [(r["task"], r["gold"]) for r in rb]:
             raise ValueError(f"benchmark {name!r}: A and B were scored on different items — use the same --limit and --seed")
 
-        def stat(idx, ra=ra, rb=rb):
-            a, b = _subset_stats(ra, idx), _subset_stats(rb, idx)
+        mr = _has_model_relative(ra) and _has_model_relative(rb)
+
+        def stat(idx, ra=ra, rb=rb, mr=mr):
+            a, b = _subset_stats(ra, idx, mr), _subset_stats(rb, idx, mr)
             return {k: (b[k] - a[k]) if a[k] is not None and b[k] is not None else None for k in a}
 
-        a_full, b_full = _subset_stats(ra, list(range(len(ra)))), _subset_stats(rb, list(range(len(rb))))
+        a_full, b_full = _subset_stats(ra, list(range(len(ra))), mr), _subset_stats(rb, list(range(len(rb))), mr)
         boot = M.paired_bootstrap(len(ra), stat, n_boot=n_boot, seed=seed)
         out["benchmarks"][name] = {"n": len(ra), "metrics": {
             k: {"A": a_full[k], "B": b_full[k], **{kk: vv for kk, vv in boot[k].items()}} for k in a_full}}
@@ -216,11 +294,13 @@ def format_compare(cmp: dict, name_a: str, name_b: str) -> str:
     lines = [f"A = {name_a}\nB = {name_b}\ndiff = B - A, 95% paired bootstrap CI ({cmp['n_boot']} resamples)"]
     for bench, block in cmp["benchmarks"].items():
         lines.append(f"\n{bench} (n = {block['n']})")
-        lines.append(f"  {'metric':<18}{'A':>8}{'B':>8}{'diff':>9}   95% CI")
+        lines.append(f"  {'metric':<21}{'A':>8}{'B':>8}{'diff':>9}   95% CI")
         for k, m in block["metrics"].items():
             ci = "n/a" if m["ci_low"] is None else f"[{m['ci_low']:+.3f}, {m['ci_high']:+.3f}]"
             d = "n/a" if m["estimate"] is None else f"{m['estimate']:+.3f}"
-            lines.append(f"  {k:<18}{fmt(m['A'], 8)}{fmt(m['B'], 8)}{d:>9}   {ci}")
+            lines.append(f"  {k:<21}{fmt(m['A'], 8)}{fmt(m['B'], 8)}{d:>9}   {ci}")
+        if "mr_balanced_accuracy" in block["metrics"]:
+            lines.append("  (mr_ = model-relative: each model against its own labels; feasible = its answer is right)")
     if "intrinsic" in cmp:
         lines.append("\nintrinsic (not paired: each model wrote its own tasks; unpaired bootstrap CI)")
         for k, m in cmp["intrinsic"].items():

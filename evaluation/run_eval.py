@@ -3,7 +3,10 @@
 
 Extrinsic: classify labelled benchmark tasks (K samples each, majority vote) with the same
 classification prompt and label parser as training, and score them with infeasible as the
-positive class. Intrinsic (``--intrinsic N``): the model writes N tasks per label and then
+positive class. Model-relative (``evaluation/answering.py``): the model also answers every item
+that has gold answers, and is scored against what it can actually answer (P(IK) AUROC,
+balanced accuracy, overclaim/underclaim), beside the dataset labels. Confidence P(feasible)
+comes from the label token's probability (``p_feasible``). Intrinsic (``--intrinsic N``): the model writes N tasks per label and then
 classifies them. Writes ``metrics.json``, ``predictions.jsonl`` and ``metrics.png`` into
 ``--output_dir``; ``--rescore`` recomputes metrics from a predictions file; ``--compare A B``
 evaluates two models on the same items with paired bootstrap CIs.
@@ -30,6 +33,7 @@ from evaluation.benchmarks import (  # noqa: E402
     balanced_subsample,
     load_benchmark,
 )
+from evaluation.answering import answer_and_grade, model_relative_label  # noqa: E402
 from evaluation.engine import MIN_MODEL_LEN, check_model_path, is_embedded, model_name  # noqa: E402
 from openrlhf.knowrl.prompts import DEFAULT_ANSWER_PREFIX  # noqa: E402
 
@@ -48,10 +52,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                     "(infeasible/unanswerable/unknown = positive class).",
         epilog=f"""benchmarks: a file path (format sniffed from its content) or a name
   {', '.join(NAMED_BENCHMARKS)} found under ${BENCHMARKS_ENV}/<name>/:
-  our JSONL   {{"task", "label": "feasible"|"infeasible", "category"?}} per line
+  our JSONL   {{"task", "label": "feasible"|"infeasible", "category"?, "answer"?: str|[str]}} per line
   selfaware   SelfAware.json (answerable = feasible)
   kuq         Known-Unknown Questions JSONL (unknown = infeasible)
   line_of_duty  Line of Duty JSONL; {LOD_NOTE}
+  capability[:N]  N generated items with exact answers and graded difficulty (default 200, --seed)
 Unparseable answers count as wrong in accuracy. Outputs: metrics.json, predictions.jsonl,
 metrics.png (if matplotlib is installed).""")
     p.add_argument("--model-path", "--model_path", dest="model_path", default="",
@@ -80,6 +85,14 @@ metrics.png (if matplotlib is installed).""")
                    help="tokens per introspection answer (default 256)")
     p.add_argument("--intrinsic_temperature", type=float, default=1.0,
                    help="temperature for writing the tasks (default 1.0)")
+    p.add_argument("--answer_samples", type=int, default=4,
+                   help="model-relative evaluation: the model answers every item with gold answers once greedily "
+                        "and K more times (default 4; -1 = do not answer, dataset labels only)")
+    p.add_argument("--answer_f1", type=float, default=0.5,
+                   help="token-F1 with a gold answer at or above which an answer is correct (default 0.5)")
+    p.add_argument("--answer_max_new_tokens", type=int, default=32, help="tokens per answer (default 32)")
+    p.add_argument("--no_label_probs", action="store_true",
+                   help="confidence from the share of samples only, not from the label token's probability")
     p.add_argument("--n_boot", type=int, default=1000, help="bootstrap resamples for --compare (default 1000)")
     p.add_argument("--verbose", action="store_true", help="print every item with its answers")
     args = p.parse_args(argv)
@@ -99,6 +112,12 @@ def check_args(args) -> None:
         raise UsageError(f"--limit {args.limit}: must be a positive number of items (omit it for all)")
     if args.intrinsic < 0:
         raise UsageError(f"--intrinsic {args.intrinsic}: must be >= 0")
+    if args.answer_samples < -1:
+        raise UsageError(f"--answer_samples {args.answer_samples}: use 0 or more samples, or -1 to not answer")
+    if not 0 < args.answer_f1 <= 1:
+        raise UsageError(f"--answer_f1 {args.answer_f1}: must be in (0, 1]")
+    if args.answer_max_new_tokens < 1:
+        raise UsageError(f"--answer_max_new_tokens {args.answer_max_new_tokens}: must be at least 1")
     if args.temperature == 0 and args.n_samples > 1:
         R.eprint(f"[eval] warning: temperature 0 with --n_samples {args.n_samples} gives identical samples")
 
@@ -109,14 +128,22 @@ def check_args(args) -> None:
 
 
 def load_inputs(args):
-    """Benchmarks (subsampled), templates and seed tasks; UsageError on any problem."""
-    from openrlhf.knowrl.prompts import DEFAULT_PROMPTS_DIR, PromptFileError, load_seed_tasks, load_templates
+    """Benchmarks (subsampled), the classification/introspection templates, the answer template,
+    seed tasks and the templates' folder; UsageError on any problem."""
+    from openrlhf.knowrl.prompts import (
+        ANSWER_FILE,
+        DEFAULT_PROMPTS_DIR,
+        PromptFileError,
+        load_answer_template,
+        load_seed_tasks,
+        load_templates,
+    )
 
     benches = []
     names = set()
     for spec in args.benchmark or [DEFAULT_BENCHMARK]:
         try:
-            b = load_benchmark(spec)
+            b = load_benchmark(spec, seed=args.seed)
         except BenchmarkError as e:
             raise UsageError(str(e)) from None
         base, k = b.name, 2
@@ -130,13 +157,15 @@ def load_inputs(args):
         raise UsageError(f"--prompt_templates {tdir}: no such folder — give a folder with classification.md and introspection.md")
     try:
         templates = load_templates(tdir)
+        # a --prompt_templates folder from before answer.md existed uses the default one
+        answer_template = load_answer_template(tdir if (tdir / ANSWER_FILE).is_file() else DEFAULT_PROMPTS_DIR)
         seeds = []
         if args.intrinsic:
             seed_file = tdir / "seed_tasks.jsonl"
             seeds = load_seed_tasks(seed_file if seed_file.is_file() else Path(DEFAULT_PROMPTS_DIR) / "seed_tasks.jsonl")
     except PromptFileError as e:
         raise UsageError(str(e)) from None
-    return benches, templates, seeds, tdir
+    return benches, templates, answer_template, seeds, tdir
 
 
 def saved_run(spec: str) -> Path | None:
@@ -168,7 +197,8 @@ def _versions() -> dict:
     return out
 
 
-def evaluate_model(model_path: str, benches, templates, seeds, args, out_dir: Path, tdir: Path) -> tuple[dict, list]:
+def evaluate_model(model_path: str, benches, templates, answer_template: str, seeds, args, out_dir: Path,
+                   tdir: Path) -> tuple[dict, list]:
     import torch
 
     from openrlhf.utils.embedded_model import resolve_pretrain
@@ -218,6 +248,15 @@ def evaluate_model(model_path: str, benches, templates, seeds, args, out_dir: Pa
     for (b, i, it, _), outs in zip(flat, completions):
         samples = [clf.sample(c.text, c.finished) for c in outs]
         records.append(R.make_record(b.name, i, it, samples))
+    t_conf = time.perf_counter()
+    add_p_feasible(clf, records, [pr for _, _, _, pr in flat], args.no_label_probs)
+    conf_s = time.perf_counter() - t_conf
+    t_ans = time.perf_counter()
+    n_answered = add_model_relative(clf, answer_template, records, [it for _, _, it, _ in flat], args)
+    answer_s = time.perf_counter() - t_ans
+    if n_answered:
+        print(f"[eval] answered {n_answered} items with gold answers ({1 + args.answer_samples} answers each) "
+              f"in {answer_s:.1f} s", flush=True)
 
     intrinsic_info, intr_s = None, 0.0
     if args.intrinsic:
@@ -230,10 +269,14 @@ def evaluate_model(model_path: str, benches, templates, seeds, args, out_dir: Pa
         tasks = [t for t, good in zip(tasks, ok) if good]
         results = clf.generate([p for p, good in zip(prompts, ok) if good], n=args.n_samples,
                                temperature=args.temperature, max_tokens=args.max_new_tokens)
+        intrinsic_records = []
         for i, (t, outs) in enumerate(zip(tasks, results)):
             samples = [clf.sample(c.text, c.finished) for c in outs]
             item = {"task": t["task"], "label": t["label"], "category": t["reason"], "source_id": f"gen{i}"}
-            records.append(R.make_record(R.INTRINSIC, i, item, samples, reason=t["reason"], type=t["type"]))
+            intrinsic_records.append(R.make_record(R.INTRINSIC, i, item, samples, reason=t["reason"],
+                                                   type=t["type"]))
+        add_p_feasible(clf, intrinsic_records, [p for p, good in zip(prompts, ok) if good], args.no_label_probs)
+        records += intrinsic_records
         R.write_jsonl(out_dir / "intrinsic_generations.jsonl", log)
         intr_s = time.perf_counter() - t_i
         intrinsic_info = {"n_requested_per_label": args.intrinsic, "n_generated": len(tasks),
@@ -255,6 +298,8 @@ def evaluate_model(model_path: str, benches, templates, seeds, args, out_dir: Pa
                    "prompt_templates": str(tdir), "intrinsic": args.intrinsic,
                    "intrinsic_max_new_tokens": args.intrinsic_max_new_tokens,
                    "intrinsic_temperature": args.intrinsic_temperature, "chat_template": clf.has_chat_template,
+                   "answer_samples": args.answer_samples, "answer_f1": args.answer_f1,
+                   "answer_max_new_tokens": args.answer_max_new_tokens, "label_probs": not args.no_label_probs,
                    "max_model_len": clf.max_model_len, "use_gpu": use_gpu, "versions": _versions()},
         "benchmarks": {},
         "timing": {},
@@ -271,9 +316,42 @@ def evaluate_model(model_path: str, benches, templates, seeds, args, out_dir: Pa
     total_s = time.perf_counter() - t0
     result["timing"] = {"total_s": round(total_s, 3), "engine_start_s": round(engine_start_s, 3),
                         "generate_s": round(gen_s, 3), "intrinsic_s": round(intr_s, 3),
+                        "label_probs_s": round(conf_s, 3), "answer_s": round(answer_s, 3),
                         "items_per_s": round(n_items / gen_s, 3) if gen_s > 0 else None}
     write_outputs(out_dir, result, records, scores, args.verbose)
     return result, records
+
+
+def add_p_feasible(clf, records: list[dict], prompts: list[str], samples_only: bool) -> None:
+    """Set each record's ``p_feasible``: P(feasible) from the label token's probability after the
+    answer prefix (``Classifier.label_probabilities``), else the share of its samples saying
+    feasible; ``p_feasible_source`` says which (``label_token``/``samples``)."""
+    probs = [None] * len(records) if samples_only or not records else clf.label_probabilities(prompts)
+    for rec, p in zip(records, probs):
+        if p is None:
+            labels = [s["label"] for s in rec["samples"]]
+            rec["p_feasible"], rec["p_feasible_source"] = labels.count("feasible") / len(labels), "samples"
+        else:
+            rec["p_feasible"], rec["p_feasible_source"] = p, "label_token"
+
+
+def add_model_relative(clf, answer_template: str, records: list[dict], items: list, args) -> int:
+    """Let the model answer every item with gold answers and give each record its
+    ``model_relative_label`` (None where it cannot be known), plus ``model_answers``,
+    ``answer_correct`` and ``answer_correct_share`` on answered items. Returns how many items
+    were answered (0 with ``--answer_samples -1``)."""
+    if args.answer_samples < 0:
+        return 0
+    todo = [k for k, it in enumerate(items) if it.answers]
+    graded = answer_and_grade(clf, answer_template, [items[k].task for k in todo], [items[k].answers for k in todo],
+                              samples=args.answer_samples, temperature=args.temperature or 1.0,
+                              max_tokens=args.answer_max_new_tokens, f1_threshold=args.answer_f1)
+    for k, row in zip(todo, graded):
+        records[k].update(row)
+    for rec, it in zip(records, items):
+        answered = "answer_correct" in rec
+        rec["model_relative_label"] = model_relative_label(it.label, answered, rec.get("answer_correct"))
+    return len(todo)
 
 
 def write_outputs(out_dir: Path, result: dict, records: list, scores: dict, verbose: bool) -> None:
@@ -348,7 +426,7 @@ def only_benchmarks(records: list[dict], names: list[str], source: Path) -> list
     return [r for r in records if r["benchmark"] in keep]
 
 
-def run_compare(args, benches, templates, seeds, tdir) -> int:
+def run_compare(args, benches, templates, answer_template, seeds, tdir) -> int:
     import json
 
     specs = args.compare
@@ -364,7 +442,8 @@ def run_compare(args, benches, templates, seeds, tdir) -> int:
             # when tuning on validation): compare on the ones asked for
             rows.append(only_benchmarks(records, [b.name for b in benches], saved) if args.benchmark else records)
         else:
-            _, recs = evaluate_model(spec, benches, templates, seeds, args, root / f"{tag}_{name}", tdir)
+            _, recs = evaluate_model(spec, benches, templates, answer_template, seeds, args,
+                                     root / f"{tag}_{name}", tdir)
             rows.append(recs)
     try:
         cmp = R.compare_records(rows[0], rows[1], n_boot=args.n_boot, seed=args.seed)
@@ -390,16 +469,16 @@ def main(argv=None) -> int:
                 problem = check_model_path(s)
                 if problem:
                     raise UsageError(problem)
-        benches, templates, seeds, tdir = load_inputs(args)
+        benches, templates, answer_template, seeds, tdir = load_inputs(args)
         import torch
 
         from evaluation.engine import prepare_env
 
         prepare_env(torch.cuda.is_available(), quiet=not args.verbose)
         if args.compare:
-            return run_compare(args, benches, templates, seeds, tdir)
+            return run_compare(args, benches, templates, answer_template, seeds, tdir)
         out = Path(args.output_dir) if args.output_dir else Path("eval_results") / model_name(args.model_path)
-        evaluate_model(args.model_path, benches, templates, seeds, args, out, tdir)
+        evaluate_model(args.model_path, benches, templates, answer_template, seeds, args, out, tdir)
         return 0
     except UsageError as e:
         print(f"run_eval.py: error: {e}", file=sys.stderr)

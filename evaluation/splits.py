@@ -107,6 +107,8 @@ def _materialize(out_dir: str, manifest_path: Path) -> list[Path]:
                     row = {"task": it.task, "label": it.label, "source_id": source_id}
                     if it.category:
                         row["category"] = it.category
+                    if it.answers:
+                        row["answer"] = list(it.answers)
                     f.write(json.dumps(row, ensure_ascii=False) + "\n")
             written.append(path)
     return written

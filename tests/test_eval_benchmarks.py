@@ -59,9 +59,10 @@ def test_selfaware(tmp_path):
     p.write_text(json.dumps(SELFAWARE, indent=4))
     b = load_benchmark(str(p))
     assert b.format == "selfaware" and b.name == "selfaware" and b.n_total == 3 and len(b.sha256) == 64
-    assert b.items[0] == EvalItem("What form of entertainment is 'Slow Poke'?", "feasible", "hotpot", "1")
-    assert b.items[1].category == "squadqa"
-    assert b.items[2].label == "infeasible" and b.items[2].category == "selfaware"
+    assert b.items[0] == EvalItem("What form of entertainment is 'Slow Poke'?", "feasible", "hotpot", "1",
+                                  answers=("song",))
+    assert b.items[1].category == "squadqa" and b.items[1].answers == ("Shakespeare",)
+    assert b.items[2].label == "infeasible" and b.items[2].category == "selfaware" and b.items[2].answers is None
 
 
 def test_kuq(tmp_path):
@@ -223,3 +224,26 @@ def test_duplicate_questions_are_counted_and_warned_about(tmp_path, capsys):
 
     b = load_benchmark(str(write_jsonl(tmp_path / "kuq.jsonl", KUQ)))
     assert b.n_duplicates == 0 and capsys.readouterr().err == ""
+
+
+def test_gold_answers_are_read_from_every_format(tmp_path):
+    ours = tmp_path / "ours.jsonl"
+    ours.write_text("\n".join(json.dumps(r) for r in [
+        {"task": "2 + 2?", "label": "feasible", "answer": "4"},
+        {"task": "Capital of Peru?", "label": "feasible", "answer": ["Lima", " lima ", ""]},
+        {"task": "Tomorrow's lottery numbers?", "label": "infeasible", "answer": "12 34"},
+        {"task": "Describe a cloud.", "label": "feasible"}]) + "\n")
+    assert [it.answers for it in load_benchmark(str(ours)).items] == [("4",), ("Lima", "lima"), None, None]
+    kuq = tmp_path / "kuq.jsonl"
+    kuq.write_text(json.dumps({"question": "Who wrote Emma?", "answer": ["Jane Austen"], "unknown": False}) + "\n"
+                   + json.dumps({"question": "Is there life on Europa?", "answer": ["Nobody knows yet."],
+                                 "unknown": True}) + "\n")
+    assert [it.answers for it in load_benchmark(str(kuq), fmt="kuq").items] == [("Jane Austen",), None]
+
+
+def test_malformed_gold_answer_names_file_and_line(tmp_path):
+    p = tmp_path / "bad.jsonl"
+    p.write_text(json.dumps({"task": "a?", "label": "feasible", "answer": "x"}) + "\n"
+                 + json.dumps({"task": "b?", "label": "feasible", "answer": [1, 2]}) + "\n")
+    with pytest.raises(BenchmarkError, match=r"bad\.jsonl:2: 'answer' must be a string or a list of strings"):
+        load_benchmark(str(p))

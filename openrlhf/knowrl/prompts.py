@@ -76,6 +76,7 @@ __all__ = [
 DEFAULT_PROMPTS_DIR: Path = Path(__file__).resolve().parents[2] / "knowrl_prompts"
 INTROSPECTION_FILE = "introspection.md"
 CLASSIFICATION_FILE = "classification.md"
+ANSWER_FILE = "answer.md"  # evaluation only: the model answers a question itself (model-relative labels)
 SEED_TASKS_FILE = "seed_tasks.jsonl"
 
 # Placeholder names. A template must contain each of its names at least once and no other
@@ -84,9 +85,11 @@ PH_EXAMPLES = "examples"  # introspection: the few-shot example tasks with their
 PH_NUM_TASKS = "num_tasks"  # introspection: how many new tasks to write (a number)
 PH_TARGET = "target"  # introspection: "feasible for you: ..." / "infeasible for you ... reason"
 PH_TASK = "task"  # classification: the task to judge, inside a code fence
+PH_QUESTION = "question"  # answer: the question the model answers itself
 
 INTROSPECTION_PLACEHOLDERS: tuple[str, ...] = (PH_EXAMPLES, PH_NUM_TASKS, PH_TARGET)
 CLASSIFICATION_PLACEHOLDERS: tuple[str, ...] = (PH_TASK,)
+ANSWER_PLACEHOLDERS: tuple[str, ...] = (PH_QUESTION,)
 _ALL_PLACEHOLDERS = frozenset(INTROSPECTION_PLACEHOLDERS + CLASSIFICATION_PLACEHOLDERS)
 
 #: The first line of a classification answer is ``Label: feasible`` or ``Label: infeasible``.
@@ -386,6 +389,18 @@ def _fence(text: str) -> str:
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     fence = "`" * max(3, longest + 1)
     return f"{fence}\n{text}\n{fence}"
+
+
+def load_answer_template(prompts_dir: str | Path = DEFAULT_PROMPTS_DIR) -> str:
+    """``answer.md`` from ``prompts_dir``: the plain QA prompt with which evaluation has the model
+    answer a question itself, so that its answer can be graded (model-relative labels).
+    ``PromptFileError`` as for ``load_templates``."""
+    return _read_template(Path(prompts_dir) / ANSWER_FILE, ANSWER_PLACEHOLDERS)
+
+
+def build_answer_prompt(template: str, question: str) -> str:
+    """The user message asking the model to answer ``question`` (inserted as it is)."""
+    return _fill(template, {PH_QUESTION: question.strip()})
 
 
 def build_classification_prompt(templates: PromptTemplates, task: str) -> str:

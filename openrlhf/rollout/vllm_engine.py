@@ -52,6 +52,9 @@ class Generation:
     token_ids: list[int]       # response tokens, EOS included when the model stopped
     text: str
     finished: bool             # False when cut by max_tokens
+    # per generated token, {token_id: raw log-probability}; only when the sampling asked for
+    # `logprobs` or `logprob_token_ids`
+    logprobs: list[dict[int, float]] | None = None
 
 
 def _refresh_tied_lm_head(worker) -> None:
@@ -175,7 +178,14 @@ class LLMEngineActor:
     def generate(self, prompts: list[str] | list[list[int]], sampling: dict, n: int = 1,
                  progress: bool = False) -> list[list[dict]]:
         """Sample `n` completions per prompt (text, or token ids used as they are).
-        Returns, per prompt, a list of n dicts."""
+        Returns, per prompt, a list of n dicts (the fields of `Generation`).
+
+        `sampling` holds SamplingParams keywords. With `logprobs=k` (top k, at most the engine's
+        `max_logprobs`, 20) or `logprob_token_ids=[ids]` (exactly those ids, at most 128: what
+        label probabilities use), each dict also has "logprobs": per generated token,
+        {token_id: log-probability}, the sampled token included. vLLM returns them raw, i.e.
+        log_softmax of the model's logits before temperature, top-p or penalties
+        (`logprobs_mode="raw_logprobs"`, its default)."""
         from vllm import SamplingParams
 
         params = SamplingParams(n=n, **sampling)
@@ -183,11 +193,15 @@ class LLMEngineActor:
         outputs = self.llm.generate(requests, params, use_tqdm=progress)
         result = []
         for out in outputs:
-            result.append([
-                {"prompt_token_ids": list(out.prompt_token_ids), "token_ids": list(c.token_ids),
-                 "text": c.text, "finished": c.finish_reason == "stop"}
-                for c in out.outputs
-            ])
+            samples = []
+            for c in out.outputs:
+                sample = {"prompt_token_ids": list(out.prompt_token_ids), "token_ids": list(c.token_ids),
+                          "text": c.text, "finished": c.finish_reason == "stop"}
+                if c.logprobs is not None:
+                    sample["logprobs"] = [{int(t): float(lp.logprob) for t, lp in (pos or {}).items()}
+                                          for pos in c.logprobs]
+                samples.append(sample)
+            result.append(samples)
         return result
 
     def num_workers(self) -> int:
