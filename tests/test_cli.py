@@ -7,15 +7,6 @@ import pytest
 
 from openrlhf.cli.train_knowrl import build_parser, main, parse_config
 
-@pytest.fixture(autouse=True)
-def restore_environment():
-    """main() quiets libraries through os.environ; keep that from leaking into later tests' subprocesses."""
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
-
-
 REQUIRED_FLAGS = [
     "--pretrain", "--save_path", "--ckpt_path", "--save_steps", "--micro_train_batch_size", "--train_batch_size",
     "--micro_rollout_batch_size", "--rollout_batch_size", "--n_samples_per_prompt", "--max_epochs",

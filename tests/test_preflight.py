@@ -28,15 +28,6 @@ from openrlhf.rollout.vllm_engine import Generation
 SMALL_ANSWERS = ["--generate_max_len", "8", "--introspection_max_len", "24"]
 
 
-@pytest.fixture(autouse=True)
-def restore_environment():
-    """main() quiets libraries through os.environ; keep that from leaking into later tests."""
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
-
-
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     from tiny_model import build_tiny_model

@@ -73,6 +73,14 @@ def test_default_groups_start_back_to_back_on_held_ports():
     assert [p.exitcode for p in ranks] == [0, 0]
 
 
+def run_together(threads: list[threading.Thread]) -> None:
+    """Start every thread, then wait for all (the ranks of one group must meet)."""
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+
+
 def test_weight_sync_groups_start_back_to_back_on_held_ports():
     """Policy rank 0 plus one engine with two tensor-parallel workers (world 3), GROUPS times,
     as restarts of an engine re-form the group; each group carries one bucket."""
@@ -93,10 +101,7 @@ def test_weight_sync_groups_start_back_to_back_on_held_ports():
         threads = [threading.Thread(target=run, args=(policy.init_weight_sync, 3, 60.0))]
         threads += [threading.Thread(target=run, args=(_join_weight_sync, w, host, port, 1, 3, False, 60.0))
                     for w in engine_workers]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=120)
+        run_together(threads)
         assert not errors, errors
 
         sent = [torch.full((4, 3), float(i)), torch.arange(3.0) + i]
@@ -105,10 +110,7 @@ def test_weight_sync_groups_start_back_to_back_on_held_ports():
         threads += [threading.Thread(target=run, args=(
             lambda w: received.__setitem__(w.rank, w.knowrl_sync_group.receive_bucket(metas, "cpu")), w))
             for w in engine_workers]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=120)
+        run_together(threads)
         assert not errors, errors
         for rank in range(2):
             assert [name for name, _ in received[rank]] == ["w", "b"]

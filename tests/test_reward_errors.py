@@ -20,15 +20,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TASK = "Translate the sentence about a cat that sleeps on a warm windowsill into French."
 
 
-@pytest.fixture(autouse=True)
-def restore_environment():
-    """main() quiets libraries through os.environ; keep that from leaking into later tests."""
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
-
-
 def group(n=2):
     return RewardGroup(task=TASK, gen_label="feasible", labels=["feasible", None][:n] + [None] * max(0, n - 2),
                        texts=[f"answer {k}" for k in range(n)])

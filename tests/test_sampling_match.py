@@ -2,7 +2,6 @@
 is refused before anything starts, and the engines run in the policy's dtype, not the
 checkpoint's (vLLM's "auto")."""
 
-import os
 
 import pytest
 import torch
@@ -10,15 +9,6 @@ import torch
 from openrlhf.cli.train_knowrl import main
 from openrlhf.rollout.vllm_engine import engine_dtype
 from openrlhf.trainer.model_worker import policy_dtype
-
-
-@pytest.fixture(autouse=True)
-def restore_environment():
-    """main() quiets libraries through os.environ; keep that from leaking into later tests."""
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
 
 
 def test_top_p_below_one_is_refused_with_the_reason(tmp_path, capsys):
