@@ -9,7 +9,7 @@ import torch
 
 from openrlhf.cli.train_knowrl import main
 from openrlhf.rollout.vllm_engine import engine_dtype
-from openrlhf.trainer.model_worker import policy_dtype
+from openrlhf.utils.dtypes import policy_dtype
 
 
 @pytest.fixture(autouse=True)
