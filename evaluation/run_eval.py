@@ -12,6 +12,10 @@ classifies them. Writes ``metrics.json``, ``predictions.jsonl`` and ``metrics.pn
 evaluates two models on the same items with paired bootstrap CIs.
 
     python evaluation/run_eval.py --model-path ckpt/actor --benchmark selfaware --limit 200
+
+It imports ``evaluation`` and ``openrlhf`` as installed packages (``scripts/setup_env.sh`` installs
+the repo with ``pip install -e``); without an install, run ``python -m evaluation.run_eval`` from
+the repo root.
 """
 
 from __future__ import annotations
@@ -21,23 +25,30 @@ import sys
 import time
 from pathlib import Path
 
-_REPO = Path(__file__).resolve().parents[1]
-if str(_REPO) not in sys.path:
-    sys.path.insert(0, str(_REPO))
-
-from evaluation import report as R  # noqa: E402
-from evaluation.benchmarks import (  # noqa: E402
+from evaluation import report as R
+from evaluation.answering import answer_and_grade, model_relative_label
+from evaluation.benchmarks import (
     BENCHMARKS_ENV,
     NAMED_BENCHMARKS,
     BenchmarkError,
     balanced_subsample,
     load_benchmark,
 )
-from evaluation.answering import answer_and_grade, model_relative_label  # noqa: E402
-from evaluation.engine import MIN_MODEL_LEN, check_model_path, is_embedded, model_name  # noqa: E402
-from openrlhf.knowrl.prompts import DEFAULT_ANSWER_PREFIX  # noqa: E402
+from evaluation.engine import MIN_MODEL_LEN, Classifier, check_model_path, is_embedded, model_name, prepare_env
+from evaluation.intrinsic import generate_tasks
+from openrlhf.knowrl.prompts import (
+    ANSWER_FILE,
+    DEFAULT_ANSWER_PREFIX,
+    DEFAULT_PROMPTS_DIR,
+    PromptFileError,
+    load_answer_template,
+    load_seed_tasks,
+    load_templates,
+)
+from openrlhf.utils.embedded_model import resolve_pretrain
+from openrlhf.utils.quiet import quiet_libraries
 
-DEFAULT_BENCHMARK = str(_REPO / "evaluation" / "data" / "heldout_quick.jsonl")
+DEFAULT_BENCHMARK = str(Path(__file__).resolve().parent / "data" / "heldout_quick.jsonl")
 LOD_NOTE = "label = gen_label, the generating model's own label (not human gold)"
 
 
@@ -94,7 +105,8 @@ metrics.png (if matplotlib is installed).""")
     p.add_argument("--no_label_probs", action="store_true",
                    help="confidence from the share of samples only, not from the label token's probability")
     p.add_argument("--n_boot", type=int, default=1000, help="bootstrap resamples for --compare (default 1000)")
-    p.add_argument("--verbose", action="store_true", help="print every item with its answers")
+    p.add_argument("--verbose", action="store_true",
+                   help="print every item with its answers, and the vLLM/torch logs (warnings included)")
     args = p.parse_args(argv)
     if args.temperature is None:
         args.temperature = 1.0 if args.n_samples > 1 else 0.0
@@ -130,15 +142,6 @@ def check_args(args) -> None:
 def load_inputs(args):
     """Benchmarks (subsampled), the classification/introspection templates, the answer template,
     seed tasks and the templates' folder; UsageError on any problem."""
-    from openrlhf.knowrl.prompts import (
-        ANSWER_FILE,
-        DEFAULT_PROMPTS_DIR,
-        PromptFileError,
-        load_answer_template,
-        load_seed_tasks,
-        load_templates,
-    )
-
     benches = []
     names = set()
     for spec in args.benchmark or [DEFAULT_BENCHMARK]:
@@ -200,11 +203,6 @@ def _versions() -> dict:
 def evaluate_model(model_path: str, benches, templates, answer_template: str, seeds, args, out_dir: Path,
                    tdir: Path) -> tuple[dict, list]:
     import torch
-
-    from openrlhf.utils.embedded_model import resolve_pretrain
-
-    from evaluation.engine import Classifier
-    from evaluation.intrinsic import generate_tasks
 
     t0 = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -470,9 +468,8 @@ def main(argv=None) -> int:
                 if problem:
                     raise UsageError(problem)
         benches, templates, answer_template, seeds, tdir = load_inputs(args)
+        quiet_libraries(args.verbose, in_process_vllm=True)   # before torch loads: it reads TORCH_CPP_LOG_LEVEL once
         import torch
-
-        from evaluation.engine import prepare_env
 
         prepare_env(torch.cuda.is_available(), quiet=not args.verbose)
         if args.compare:

@@ -14,6 +14,7 @@ run=${RUN_DIR:-runs/quickstart}
 iterations=${ITERATIONS:-3}
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
+# --zero_stage 0: with one policy rank ZeRO shards nothing and only costs update time
 $py -m openrlhf.cli.train_knowrl \
   --num_iterations "$iterations" \
   --rollout_batch_size 8 --n_samples_per_prompt 6 \
@@ -22,11 +23,12 @@ $py -m openrlhf.cli.train_knowrl \
   --train_batch_size 24 --micro_train_batch_size 6 --micro_rollout_batch_size 12 \
   --temperature 0.8 --actor_learning_rate 2e-6 --init_kl_coef 1e-3 \
   --min_group_reward 0.2 --max_group_reward 0.9 \
+  --zero_stage 0 \
   --save_path "$run/model" --ckpt_path "$run/ckpt" --log_dir "$run/logs" --overwrite
 
 $py evaluation/run_eval.py --compare "" "$run/model" \
   --n_samples 4 --max_new_tokens 24 --output_dir "$run/eval"
 
 # the run report (written at the end of training) again, now with the before/after comparison
-$py -m openrlhf.knowrl.report "$run/logs" --compare "$run/eval/compare.json" \
+$py -m openrlhf.analysis.run_report "$run/logs" --compare "$run/eval/compare.json" \
   --ckpt_path "$run/ckpt" --save_path "$run/model"

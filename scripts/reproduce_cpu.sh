@@ -81,7 +81,7 @@ if [ ! -f "$run/eval/B_model/predictions.jsonl" ]; then
 fi
 $py evaluation/run_eval.py --compare "$base" "$run/eval/B_model" "${eval_flags[@]}" --output_dir "$run/eval"
 
-$py -m openrlhf.knowrl.report "$run/logs" --compare "$run/eval/compare.json" \
+$py -m openrlhf.analysis.run_report "$run/logs" --compare "$run/eval/compare.json" \
   --ckpt_path "$run/ckpt" --save_path "$run/model"
 if [ "${KEEP_CKPT:-1}" = "0" ]; then rm -rf "$run/ckpt"; echo "[reproduce] removed $run/ckpt (KEEP_CKPT=0)"; fi
 echo "[reproduce] $(date -u '+%Y-%m-%d %H:%M:%S') done: $run/logs/report.md, $run/eval/compare.json"

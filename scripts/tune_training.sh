@@ -16,7 +16,7 @@
 # iteration time is set by how many groups the band keeps (genlabel_low0 kept 66 groups, 31 min of
 # training; n4 kept 31, 8 min), then 3.5-5 min for the validation evaluation.
 # SET=controls: 16 min each for nopool, reinforce_baseline and grpo (2026-11-24).
-# The tables at the end: python -m openrlhf.knowrl.runs_table ... --eval (the last one ranks the
+# The tables at the end: python -m openrlhf.analysis.runs_table ... --eval (the last one ranks the
 # configurations by runs_table.selection_score, validation splits only: that is how one is picked).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -84,4 +84,4 @@ done
 present=()
 if [ "$set_name" = "controls" ]; then logs=("$out/train_A/logs" "${logs[@]}"); fi
 for l in "${logs[@]}"; do [ -d "$l" ] && present+=("$l"); done
-.venv/bin/python -m openrlhf.knowrl.runs_table "${present[@]}" --windows "1-$((iterations / 2)),$((iterations / 2 + 1))-$iterations" --eval
+.venv/bin/python -m openrlhf.analysis.runs_table "${present[@]}" --windows "1-$((iterations / 2)),$((iterations / 2 + 1))-$iterations" --eval

@@ -1,11 +1,14 @@
 """The training command line: every required flag exists, and bad input stops before Ray starts
 with one line that names the problem (no model is loaded for these cases)."""
 
+import dataclasses
 import os
+from pathlib import Path
 
 import pytest
 
 from openrlhf.cli.train_knowrl import build_parser, main, parse_config
+from openrlhf.knowrl.config import ConfigError, KnowRLConfig
 
 REQUIRED_FLAGS = [
     "--pretrain", "--save_path", "--ckpt_path", "--save_steps", "--micro_train_batch_size", "--train_batch_size",
@@ -137,15 +140,77 @@ def test_gpu_launch_scripts_dry_run(script, tmp_path):
     assert "memory estimate per process" in proc.stdout  # CPU wording; "per GPU" on a GPU machine
 
 
-def test_wandb_key_is_masked_everywhere_it_is_written():
-    from openrlhf.cli.train_knowrl import mask_secrets
+def test_wandb_key_on_the_command_line_is_refused_without_echoing_it(tmp_path, out_dirs, capsys):
+    """The key comes from WANDB_API_KEY: one on argv would sit in shell history and `ps`."""
+    import ray
 
-    assert mask_secrets(["x", "--use_wandb", "k3y", "--use_wandb=k3y", "--use_wandb", "offline"]) == \
-        ["x", "--use_wandb", "***", "--use_wandb=***", "--use_wandb", "offline"]
-    cfg = parse_config(["--use_wandb", "0123456789abcdef-secret"])
-    assert cfg.public_dict()["use_wandb"] == "***"
-    assert "secret" not in str(cfg.public_dict())
-    assert parse_config(["--use_wandb", "offline"]).public_dict()["use_wandb"] == "offline"
+    assert main(out_dirs + ["--use_wandb", "0123456789abcdef-secret"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("knowrl-train: error: --use_wandb takes 'online' or 'offline', not an API key")
+    assert "WANDB_API_KEY" in err and "secret" not in err and err.count("\n") == 0
+    assert not ray.is_initialized() and not (tmp_path / "l" / "config.json").exists()
+
+
+def test_use_wandb_is_a_switch_with_online_and_offline():
+    assert parse_config(["--use_wandb"]).wandb_mode == "online"
+    assert parse_config(["--use_wandb", "offline"]).wandb_mode == "offline"
+    assert parse_config(["--use_wandb", "true"]).wandb_mode == "online"   # the older spelling still works
+    assert parse_config([]).wandb_mode == ""
+    assert KnowRLConfig(use_wandb=True).wandb_mode == "online"           # a YAML `use_wandb: true`
+
+
+def test_online_wandb_without_a_key_stops_before_ray(tmp_path, out_dirs, capsys, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))   # no ~/.netrc from `wandb login`
+    monkeypatch.delenv("NETRC", raising=False)
+    assert main(out_dirs + ["--use_wandb", "online"]) == 2
+    assert "--use_wandb online needs a W&B API key: export WANDB_API_KEY" in capsys.readouterr().err
+
+
+BOOLEAN_FLAGS = [f.name for f in dataclasses.fields(KnowRLConfig) if f.type in (bool, "bool")]
+
+
+@pytest.mark.parametrize("name", BOOLEAN_FLAGS)
+def test_every_boolean_flag_has_a_no_form(name, tmp_path):
+    """--flag and --no-flag both parse, and --no-flag turns off a --config file's `true`."""
+    path = tmp_path / "run.yaml"
+    path.write_text(f"{name}: true\n" + ("kl_estimator: k3\n" if name == "use_kl_loss" else ""))
+    assert getattr(parse_config([f"--{name}"] + (["--kl_estimator", "k3"] if name == "use_kl_loss" else [])),
+                   name) is True
+    assert getattr(parse_config(["--config", str(path), f"--no-{name}"]), name) is False
+    assert getattr(parse_config(["--config", str(path)]), name) is True
+
+
+# flag values alone break these rules: KnowRLConfig(...) in Python refuses them with the CLI's line
+PYTHON_RULES = {
+    "batch does not divide": dict(train_batch_size=7),
+    "batch vs policy ranks": dict(train_batch_size=16, micro_train_batch_size=2, actor_num_gpus_per_node=3),
+    "inverted band": dict(min_group_reward=0.9, max_group_reward=0.1),
+    "k1 as a KL loss": dict(use_kl_loss=True, init_kl_coef=0.01),
+    "grpo with KL in the reward": dict(advantage_estimator="grpo"),
+    "zero rollout batch": dict(rollout_batch_size=0),
+    "n=1 with consensus": dict(n_samples_per_prompt=1),
+    "adam offload without ZeRO": dict(adam_offload=True, zero_stage=0),
+    "packing and prompt sharing together": dict(packing_samples=True, share_prompt_prefix=True),
+    "a W&B key": dict(use_wandb="0123456789abcdef"),
+}
+
+
+def as_argv(values: dict) -> list[str]:
+    argv = []
+    for key, value in values.items():
+        argv += [f"--{key}"] if value is True else [f"--{key}", str(value)]
+    return argv
+
+
+@pytest.mark.parametrize("name", sorted(PYTHON_RULES))
+def test_knowrl_config_in_python_is_checked_as_the_cli_is(name, out_dirs, capsys):
+    values = PYTHON_RULES[name]
+    with pytest.raises(ConfigError) as caught:
+        KnowRLConfig(**values)
+    assert main(out_dirs + as_argv(values)) == 2
+    assert capsys.readouterr().err.strip() == f"knowrl-train: error: {caught.value}"
+    assert isinstance(caught.value, ValueError) and "\n" not in str(caught.value)
 
 
 def test_config_file_then_command_line_precedence(tmp_path, capsys):
@@ -160,3 +225,23 @@ def test_config_file_then_command_line_precedence(tmp_path, capsys):
     path.write_text("n_samples_per_prompt: 6\nnot_a_flag: 1\n")
     assert main(["--config", str(path)]) == 2
     assert "unknown flag(s) not_a_flag" in capsys.readouterr().err
+
+
+def quickstart_training_argv(run_dir) -> list[str]:
+    """The training command of scripts/quickstart_cpu.sh, its shell variables filled in."""
+    import shlex
+
+    script = (Path(__file__).resolve().parents[1] / "scripts" / "quickstart_cpu.sh").read_text()
+    block = script[script.index("-m openrlhf.cli.train_knowrl"):].split("\n\n")[0]
+    block = block.replace("\\\n", " ").replace('"$iterations"', "3").replace("$run", str(run_dir))
+    return shlex.split(block)[2:]   # after "-m openrlhf.cli.train_knowrl"
+
+
+def test_quickstart_trips_none_of_its_own_notes_or_warnings(tmp_path, capsys):
+    """The official example runs as the notes advise (dry run: same checks and notes, no Ray)."""
+    argv = quickstart_training_argv(tmp_path / "run")
+    assert "--zero_stage" in argv and "--overwrite" in argv
+    assert main(argv + ["--dry_run"]) == 0
+    out = capsys.readouterr()
+    assert "note:" not in out.out and "warning" not in out.out.lower(), out.out
+    assert out.err == ""

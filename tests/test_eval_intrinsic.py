@@ -6,7 +6,8 @@ import json
 
 from evaluation import report as R
 from evaluation.engine import Completion
-from evaluation.intrinsic import generate_tasks, pick_examples
+from evaluation.intrinsic import generate_tasks
+from openrlhf.knowrl.introspection import pick_examples
 from openrlhf.knowrl.prompts import DEFAULT_PROMPTS_DIR, load_seed_tasks, load_templates
 from openrlhf.knowrl.taxonomy import REASON_TO_TYPE
 
@@ -99,7 +100,7 @@ def test_pick_examples_includes_reason():
     import random
 
     seeds = load_seed_tasks(DEFAULT_PROMPTS_DIR / "seed_tasks.jsonl")
-    ex = pick_examples(seeds, "missing_context", random.Random(0))
+    ex = pick_examples(seeds, 2, random.Random(0), reason="missing_context")
     assert any(s.reason == "missing_context" for s in ex)
     assert sum(s.label == "feasible" for s in ex) == 2 and sum(s.label == "infeasible" for s in ex) == 2
 

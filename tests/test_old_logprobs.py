@@ -17,11 +17,11 @@ def needs(samples, **overrides):
 
 
 @pytest.mark.parametrize("samples,overrides,expected", [
-    (16, dict(train_batch_size=16, use_kl_loss=True), False),          # GRPO-style: one step, KL in the loss
+    (16, dict(train_batch_size=16, use_kl_loss=True, kl_estimator="k3"), False),  # GRPO-style: one step, KL in the loss
     (16, dict(train_batch_size=16, init_kl_coef=0.0), False),          # no KL at all
     (16, dict(train_batch_size=16, init_kl_coef=1e-4), True),          # KL in the reward needs π_old
-    (32, dict(train_batch_size=16, use_kl_loss=True), True),           # a second step sees changed weights
-    (16, dict(train_batch_size=16, use_kl_loss=True, max_epochs=2), True),
+    (32, dict(train_batch_size=16, use_kl_loss=True, kl_estimator="k3"), True),   # a second step sees changed weights
+    (16, dict(train_batch_size=16, use_kl_loss=True, kl_estimator="k3", max_epochs=2), True),
 ])
 def test_when_old_logprobs_are_needed(samples, overrides, expected):
     assert needs(samples, **overrides) is expected

@@ -7,6 +7,7 @@ nothing here starts Ray or vLLM."""
 import json
 import os
 import random
+from types import SimpleNamespace
 
 import pytest
 import ray
@@ -22,6 +23,7 @@ from openrlhf.knowrl.prompts import (
     prompt_lengths,
     prompt_token_count,
 )
+from openrlhf.knowrl.records import iteration_metrics
 from openrlhf.knowrl.reward import get_reward_func
 from openrlhf.rollout.vllm_engine import Generation
 
@@ -218,7 +220,7 @@ def test_dropped_introspection_prompts_are_counted_and_warned_once(tiny, tokeniz
         outputs = [[Generation(i, ids, [], " Write a limerick about a cat who learns to swim.", True)]
                    for i, ids in enumerate(prompts)]
         tasks, log = trainer.introspection_tasks(targets, outputs, rng)
-        metrics = trainer.summarise([], [], tasks, log, {})
+        metrics = iteration_metrics([], [], tasks, log, len(trainer.pool), trainer.cfg.introspection_prompts)
         assert metrics["knowrl/introspection_prompts_too_long"] == expected[it]
     out = capsys.readouterr().out
     assert out.count("[knowrl] warning:") == 1, out
@@ -230,10 +232,12 @@ def test_dropped_introspection_prompts_are_counted_and_warned_once(tiny, tokeniz
 def test_dropped_classification_prompts_are_counted_and_warned_once(tiny, tokenizer, seeds, templates, capsys):
     trainer = make_trainer(tiny, tokenizer, seeds, templates, "--prompt_max_len", "64")
     tasks = [Task(s.task, s.label, s.type, s.reason, "seed") for s in seeds[:3]]
+    sent = []   # stands in for the engines: records what reaches them
+    trainer.engines = SimpleNamespace(generate=lambda prompts, sampling, n, iteration: sent.extend(prompts) or [])
     for it in (1, 2):
         groups = trainer.classify(tasks, it)   # every prompt is too long: nothing reaches the engines
-        assert groups == []
-        metrics = trainer.summarise(groups, [], tasks, [], {})
+        assert groups == [] and sent == []
+        metrics = iteration_metrics(groups, [], tasks, [], len(trainer.pool), trainer.cfg.introspection_prompts)
         assert metrics["knowrl/classification_prompts_too_long"] == 3
     out = capsys.readouterr().out
     assert out.count("[knowrl] warning:") == 1

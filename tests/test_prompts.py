@@ -163,7 +163,7 @@ def test_invalid_utf8(tmp_path):
 
 
 def test_missing_path(tmp_path):
-    with pytest.raises(PromptFileError, match="no such file"):
+    with pytest.raises(PromptFileError, match="no such seed file"):
         load_seed_tasks(tmp_path / "nope.jsonl")
 
 

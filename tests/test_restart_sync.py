@@ -2,14 +2,15 @@
 in that re-sync, the policy still holds this iteration's update, so the run must not checkpoint it
 under the previous iteration's tag (a resume would then apply the update a second time).
 
-The real `KnowRLTrainer.sync_weights` and `restart_engine` run here. Faked, and why:
+The real `EnginePool.sync_weights`/`generate`/`replace` and `KnowRLTrainer.fit` run here. Faked, and why:
 - the weight transport (`broadcast_policy_to_engines`) raises `EngineDied` on a script, because
   killing a real engine twice inside a sub-second sync cannot be timed reliably (tests/test_faults.py
   kills real engines, between syncs);
 - engine creation, the sync group, `ray.kill` and the reseed talk to vLLM actors, which the
   scripted deaths make unnecessary;
 - `save_checkpoint` only records the iteration it was asked to save (DeepSpeed state is not needed
-  to see under which tag the run would save).
+  to see under which tag the run would save), and `run_iteration` (in the fit tests) raises what
+  the engine pool raised at the point of the iteration the test names.
 """
 
 from types import SimpleNamespace
@@ -17,75 +18,126 @@ from types import SimpleNamespace
 import pytest
 import ray
 
-from openrlhf.knowrl import loop
 from openrlhf.knowrl.config import KnowRLConfig
-from openrlhf.knowrl.loop import KnowRLTrainer
-from openrlhf.rollout.vllm_engine import EngineDied
+from openrlhf.knowrl.loop import EnginesLostAfterUpdate, KnowRLTrainer
+from openrlhf.rollout import engine_pool
+from openrlhf.rollout.engine_pool import EnginePool, EngineRestartsExhausted
+from openrlhf.utils.errors import EngineDied
+
+
+@pytest.fixture
+def pool(monkeypatch):
+    def make(max_restarts: int, deaths: int):
+        p = EnginePool(["engine-0"], [None], {"seed": 0}, max_restarts=max_restarts, timeout=10,
+                       colocated=False, bucket_bytes=1)
+        p.syncs, p.created, p.reseeded = 0, 0, []
+
+        def sync(policy, engines, metadata, bucket_bytes, timeout):
+            p.syncs += 1
+            if p.syncs <= deaths:
+                raise EngineDied(0, f"vLLM engine 0 died during the weight sync (death {p.syncs})")
+
+        def create(n, node_ids, **kwargs):
+            p.created += 1
+            return [f"engine-0-restart-{p.created}"]
+
+        monkeypatch.setattr(engine_pool, "broadcast_policy_to_engines", sync)
+        monkeypatch.setattr(engine_pool, "create_vllm_engines", create)
+        monkeypatch.setattr(p, "connect", lambda policy: None)
+        monkeypatch.setattr(p, "reseed", lambda iteration, only=None: p.reseeded.append((iteration, only)))
+        monkeypatch.setattr(ray, "kill", lambda actor, no_restart=True: None)
+        return p
+    return make
+
+
+def test_second_death_in_resync_runs_out_of_restarts(pool):
+    """Death in a sync, restart (the last one allowed), death again in the re-sync: the pool
+    raises (it never saves; the caller decides what the policy holds)."""
+    p = pool(max_restarts=1, deaths=2)
+    with pytest.raises(EngineRestartsExhausted, match="death 2") as caught:
+        p.sync_weights(3)
+    assert p.syncs == 2 and p.restarts == 1
+    assert str(caught.value).endswith("; 1 restart(s) already used (--max_engine_restarts 1)")
+
+
+def test_repeated_deaths_in_sync_restart_until_synced(pool):
+    p = pool(max_restarts=2, deaths=2)
+    p.sync_weights(3)
+    assert p.syncs == 3 and p.restarts == 2 and p.created == 2
+    assert p.actors == ["engine-0-restart-2"]
+    assert p.reseeded == [(3, 0), (3, 0)], "every new engine is reseeded for the iteration once synced"
+
+
+def test_death_while_generating_restarts_syncs_and_retries(pool, monkeypatch):
+    p = pool(max_restarts=1, deaths=0)
+    calls = []
+
+    def collect(pending, timeout):
+        calls.append(pending)
+        if len(calls) == 1:
+            raise EngineDied(0, "vLLM engine 0 died while generating")
+        return [["sample"]]
+
+    monkeypatch.setattr(engine_pool, "collect_from_engines", collect)
+    monkeypatch.setattr(p, "submit", lambda prompts, sampling, n: "pending")
+    assert p.generate([[1, 2]], {}, 1, iteration=4) == [["sample"]]
+    assert p.restarts == 1 and p.syncs == 1 and p.reseeded == [(4, 0)]
 
 
 @pytest.fixture
 def trainer(monkeypatch):
-    def make(max_engine_restarts: int, deaths: int):
-        cfg = KnowRLConfig(max_engine_restarts=max_engine_restarts)
+    """A trainer whose `run_iteration` raises `failure` in iteration `at` (completing the others)."""
+    def make(failure: Exception, at: int):
+        cfg = KnowRLConfig(num_iterations=5)
         tok = SimpleNamespace(pad_token_id=0, eos_token_id=0)
         t = KnowRLTrainer(cfg, "unused-model", tok, [], None, None, use_gpu=False)
-        t.engines, t.engine_nodes, t.weight_metadata = ["engine-0"], [None], []
-        t.engine_args = {"seed": 0}
-        t.stop_after_iteration = None
-        t.syncs, t.saved, t.created = 0, [], 0
+        t.saved = []
 
-        def sync(policy, engines, metadata, bucket_bytes, timeout):
-            t.syncs += 1
-            if t.syncs <= deaths:
-                raise EngineDied(0, f"vLLM engine 0 died during the weight sync (death {t.syncs})")
+        def run_iteration(iteration):
+            if iteration == at:
+                raise failure
+            return {}
 
-        def create(n, node_ids, **kwargs):
-            t.created += 1
-            return [f"engine-0-restart-{t.created}"]
+        def save(iteration):
+            t.saved.append(iteration)
+            t.last_checkpoint = iteration
 
-        monkeypatch.setattr(loop, "broadcast_policy_to_engines", sync)
-        monkeypatch.setattr(loop, "create_vllm_engines", create)
-        monkeypatch.setattr(t, "connect_engines", lambda: [])
-        monkeypatch.setattr(t, "reseed_engines", lambda iteration, only=None: None)
-        monkeypatch.setattr(t, "save_checkpoint", t.saved.append)
-        monkeypatch.setattr(ray, "kill", lambda actor, no_restart=True: None)
+        monkeypatch.setattr(t, "run_iteration", run_iteration)
+        monkeypatch.setattr(t, "save_checkpoint", save)
         return t
     return make
 
 
-def test_second_death_in_post_update_resync_never_saves_under_previous_tag(trainer):
-    """Death in the post-update sync, restart (the last one allowed), death again in the re-sync:
-    no checkpoint of iteration 2 (the policy holds iteration 3's update); the run finishes
-    iteration 3 and stops after checkpointing it (fit does that on stop_after_iteration)."""
-    t = trainer(max_engine_restarts=1, deaths=2)
-    t.sync_weights(3, updated=True)
-    assert t.syncs == 2 and t.engine_restarts == 1
-    assert t.saved == [], "post-update weights were checkpointed under the previous iteration's tag"
-    assert t.stop_after_iteration and "death 2" in t.stop_after_iteration
+def test_engines_lost_after_update_checkpoint_the_iteration_itself(trainer):
+    """The post-update sync ran out of restarts in iteration 3: the policy holds iteration 3's
+    update, so iteration 3 is checkpointed, never iteration 2."""
+    t = trainer(EnginesLostAfterUpdate("vLLM engine 0 died during the weight sync (death 2); 1 restart(s) "
+                                       "already used (--max_engine_restarts 1)"), at=3)
+    with pytest.raises(RuntimeError) as caught:
+        t.fit()
+    assert t.saved == [3], "post-update weights were checkpointed under the previous iteration's tag"
+    assert str(caught.value) == ("vLLM engine 0 died during the weight sync (death 2); 1 restart(s) already used "
+                                 "(--max_engine_restarts 1); the last complete iteration is checkpointed: resume "
+                                 "with --load_checkpoint")
 
 
-def test_death_before_update_checkpoints_previous_iteration(trainer):
-    """The contrast: deaths in a sync before the update (a resume's sync) may checkpoint
-    iteration - 1, which is what the policy holds then."""
-    t = trainer(max_engine_restarts=1, deaths=2)
-    with pytest.raises(RuntimeError, match="--load_checkpoint"):
-        t.sync_weights(3, updated=False)
+def test_engines_lost_before_update_checkpoint_previous_iteration(trainer):
+    """The contrast: deaths before the update (while sampling) checkpoint iteration - 1, which is
+    what the policy holds then."""
+    t = trainer(EngineRestartsExhausted("vLLM engine 0 died while generating; 1 restart(s) already used "
+                                        "(--max_engine_restarts 1)"), at=3)
+    with pytest.raises(RuntimeError, match="the last complete iteration is checkpointed: resume with "
+                                           "--load_checkpoint"):
+        t.fit()
     assert t.saved == [2]
-
-
-def test_repeated_deaths_in_post_update_sync_restart_until_synced(trainer):
-    t = trainer(max_engine_restarts=2, deaths=2)
-    t.sync_weights(3, updated=True)
-    assert t.syncs == 3 and t.engine_restarts == 2 and t.created == 2
-    assert t.engines == ["engine-0-restart-2"]
-    assert t.saved == [] and t.stop_after_iteration is None
 
 
 def test_no_restarts_left_in_the_first_iteration_gives_no_resume_advice(trainer):
     """Deaths while generating in iteration 1: nothing has completed, so nothing is saved and the
     error says there is nothing to resume from (it used to advise --load_checkpoint)."""
-    t = trainer(max_engine_restarts=0, deaths=1)
+    t = trainer(EngineRestartsExhausted("vLLM engine 0 died while generating; 0 restart(s) already used "
+                                        "(--max_engine_restarts 0)"), at=1)
     with pytest.raises(RuntimeError) as caught:
-        t.restart_engine(EngineDied(0, "vLLM engine 0 died while generating"), 1)
+        t.fit()
     assert t.saved == []
     assert "nothing to resume" in str(caught.value) and "--load_checkpoint" not in str(caught.value)

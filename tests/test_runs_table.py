@@ -1,10 +1,10 @@
-"""Several runs' metrics side by side, window by window (openrlhf/knowrl/runs_table.py)."""
+"""Several runs' metrics side by side, window by window (openrlhf/analysis/runs_table.py)."""
 
 import json
 
 import pytest
 
-from openrlhf.knowrl.runs_table import main, parse_windows, window_rows
+from openrlhf.analysis.runs_table import main, parse_windows, window_rows
 
 
 def write_run(folder, rows):

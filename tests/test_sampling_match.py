@@ -8,7 +8,7 @@ import torch
 
 from openrlhf.cli.train_knowrl import main
 from openrlhf.rollout.vllm_engine import engine_dtype
-from openrlhf.trainer.model_worker import policy_dtype
+from openrlhf.utils.dtypes import policy_dtype
 
 
 def test_top_p_below_one_is_refused_with_the_reason(tmp_path, capsys):

@@ -50,7 +50,7 @@ def test_same_names_in_jsonl_tensorboard_and_wandb(tmp_path, offline_wandb):
 
 def test_unreachable_server_falls_back_to_offline(tmp_path, offline_wandb, capsys):
     assert not wandb_reachable(timeout_s=1.0)
-    logger = MetricsLogger(str(tmp_path / "logs"), "", "not-a-real-key", "knowrl-test", "t2")
+    logger = MetricsLogger(str(tmp_path / "logs"), "", "online", "knowrl-test", "t2")
     log_three(logger)
     assert "logging offline" in capsys.readouterr().out
     assert list((tmp_path / "logs" / "wandb").glob("offline-run-*"))

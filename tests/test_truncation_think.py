@@ -7,6 +7,7 @@ templates are asked not to think (enable_thinking=False) and <think> blocks are 
 tasks and labels are read. Hand-built answers stand in for the engines' output throughout."""
 
 import random
+from types import SimpleNamespace
 
 import pytest
 
@@ -187,7 +188,8 @@ def test_training_classification_reads_cut_answers_as_cut(trainer, monkeypatch):
                Generation(0, [], [], " I think this is feasible, but", True),
                Generation(0, [], [], " infeasible\nReason: it needs", False)]
     # stands in for the vLLM engines: the answers are fixed so the cut flag is what varies
-    monkeypatch.setattr(trainer, "generate", lambda prompts, sampling, n, iteration: [answers for _ in prompts])
+    monkeypatch.setattr(trainer, "engines", SimpleNamespace(
+        generate=lambda prompts, sampling, n, iteration: [answers for _ in prompts]))
     groups = trainer.classify([Task(LIMERICK, "feasible", None, None, "seed")], 1)
     assert groups[0].labels == [None, "feasible", "infeasible"]
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import netrc
 import os
 import sys
 import time
+from urllib.parse import urlparse
 
 from openrlhf.knowrl.checkpoint import (
     complete_checkpoints,
@@ -21,8 +23,18 @@ from openrlhf.knowrl.checkpoint import (
     previous_run_files,
     resume_check,
 )
-from openrlhf.knowrl.config import KnowRLConfig
-from openrlhf.knowrl.prompts import prompt_lengths
+from openrlhf.knowrl.config import WANDB_ONLINE, ConfigError, KnowRLConfig
+from openrlhf.knowrl.loop import KnowRLTrainer
+from openrlhf.knowrl.prompts import DEFAULT_PROMPTS_DIR, PromptFileError, load_seed_tasks, load_templates, prompt_lengths
+from openrlhf.knowrl.reward import get_reward_func
+from openrlhf.knowrl.validate_prompts import validate_prompts_dir
+from openrlhf.trainer.model_worker import attention_backend
+from openrlhf.trainer.placement import ClusterResources, LayoutError, plan_placement
+from openrlhf.utils.embedded_model import resolve_pretrain
+from openrlhf.utils.errors import RankDied
+from openrlhf.utils.memory_plan import estimate_memory, model_size_from_path
+from openrlhf.utils.quiet import quiet_libraries
+from openrlhf.utils.ray_utils import RayWaitTimeout, remote_error_line
 
 GROUP_TITLES = {
     "model": "model and checkpoints",
@@ -32,10 +44,6 @@ GROUP_TITLES = {
     "ray": "Ray",
     "logging": "logging",
 }
-
-
-class ConfigError(ValueError):
-    """A bad flag or input file; the message is the one line the user sees."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,13 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
         group = groups[meta["group"]]
         flag = f"--{f.name}"
         if f.type in (bool, "bool"):
-            if meta.get("negatable"):
-                group.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=meta["help"])
-            else:
-                group.add_argument(flag, action="store_true", default=f.default, help=meta["help"])
+            # --flag / --no-flag: a --config file's `true` can be turned off on the command line
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=meta["help"])
             continue
         kind = {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
-        group.add_argument(flag, type=kind, default=f.default, choices=meta.get("choices"), help=meta["help"])
+        extra = {"nargs": "?", "const": meta["const"]} if "const" in meta else {}
+        group.add_argument(flag, type=kind, default=f.default, choices=meta.get("choices"), help=meta["help"],
+                           **extra)
     return parser
 
 
@@ -83,7 +91,9 @@ def load_config_file(path: str) -> dict:
 
 
 def parse_config(argv: list[str] | None = None) -> KnowRLConfig:
-    """Defaults, then the --config file, then the command line (which wins)."""
+    """Defaults, then the --config file, then the command line (which wins). Raises ConfigError
+    (from `KnowRLConfig.check`) for flag values that break a rule, SystemExit for unparseable
+    ones (argparse)."""
     parser = build_parser()
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config", default="")
@@ -93,19 +103,6 @@ def parse_config(argv: list[str] | None = None) -> KnowRLConfig:
     args = vars(parser.parse_args(argv))
     args.pop("config")
     return KnowRLConfig(**args)
-
-
-def mask_secrets(argv: list[str]) -> list[str]:
-    """argv with a W&B API key replaced by ***, in either `--use_wandb KEY` or `--use_wandb=KEY` form."""
-    public = ("offline", "1", "true", "True", "")
-    masked = []
-    for prev, arg in zip([""] + argv, argv):
-        if prev == "--use_wandb" and arg not in public:
-            arg = "***"
-        elif arg.startswith("--use_wandb=") and arg.split("=", 1)[1] not in public:
-            arg = "--use_wandb=***"
-        masked.append(arg)
-    return masked
 
 
 def _writable_dir(path: str, flag: str) -> None:
@@ -119,53 +116,25 @@ def _writable_dir(path: str, flag: str) -> None:
         raise ConfigError(f"{flag} {path!r} is not writable ({exc.strerror}): choose a folder you can write to")
 
 
-def validate(cfg: KnowRLConfig):
-    """Check flags and files; return (seeds, templates, reward_fn). Raises ConfigError."""
-    from openrlhf.knowrl.prompts import DEFAULT_PROMPTS_DIR, PromptFileError, load_seed_tasks, load_templates
-    from openrlhf.knowrl.reward import get_reward_func
-    from openrlhf.knowrl.validate_prompts import validate_prompts_dir
+def wandb_key_available() -> bool:
+    """Whether W&B can log in without asking: WANDB_API_KEY is set, or `wandb login` stored a key
+    in ~/.netrc for the W&B host (WANDB_BASE_URL, else api.wandb.ai)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
+    try:
+        return netrc.netrc().authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
 
+
+def validate(cfg: KnowRLConfig):
+    """Check what the flag values alone cannot tell (`KnowRLConfig.check` did those): the GPU,
+    optional packages, model and prompt files, the reward function, writable folders. Returns
+    (seeds, templates, reward_fn, use_gpu). Raises ConfigError."""
     def need(ok: bool, message: str) -> None:
         if not ok:
             raise ConfigError(message)
-
-    for name in ("rollout_batch_size", "micro_rollout_batch_size", "n_samples_per_prompt", "micro_train_batch_size",
-                 "train_batch_size", "max_epochs", "num_iterations", "introspection_prompts",
-                 "tasks_per_introspection", "vllm_num_engines", "vllm_tensor_parallel_size", "actor_num_nodes",
-                 "actor_num_gpus_per_node", "ref_num_nodes", "ref_num_gpus_per_node", "prompt_max_len",
-                 "generate_max_len", "introspection_max_len", "max_ckpt_num"):
-        need(getattr(cfg, name) >= 1, f"--{name} must be at least 1, got {getattr(cfg, name)}")
-    need(cfg.pool_max_size >= 0, f"--pool_max_size must be 0 (no pool growth) or more, got {cfg.pool_max_size}")
-    need(cfg.max_train_minutes >= 0, f"--max_train_minutes must be 0 (no limit) or positive, got {cfg.max_train_minutes}")
-    per_step = cfg.micro_train_batch_size * cfg.actor_world_size
-    need(cfg.train_batch_size % per_step == 0,
-         f"--train_batch_size {cfg.train_batch_size} is not a multiple of --micro_train_batch_size x policy ranks "
-         f"= {per_step}: use e.g. --train_batch_size {max(per_step, cfg.train_batch_size // per_step * per_step)}")
-    need(0.0 <= cfg.min_group_reward <= cfg.max_group_reward <= 1.0,
-         f"the reward band [{cfg.min_group_reward}, {cfg.max_group_reward}] must satisfy "
-         f"0 <= --min_group_reward <= --max_group_reward <= 1")
-    need(0.0 < cfg.pool_agreement_threshold <= 1.0, "--pool_agreement_threshold must be in (0, 1]")
-    need(cfg.init_kl_coef >= 0, "--init_kl_coef must be >= 0")
-    need(cfg.temperature > 0 and cfg.introspection_temperature > 0,
-         "--temperature and --introspection_temperature must be > 0: consensus needs sampled answers")
-    # kept as a flag for OpenRLHF compatibility; only 1 is accepted
-    need(cfg.top_p == 1, f"--top_p {cfg.top_p}: the trainer's log-probs and the KL are over the full softmax, "
-                         f"so nucleus-truncated samples make the PPO ratio and the KL biased: use --top_p 1 and a "
-                         f"lower --temperature instead")
-    need(cfg.few_shot_examples >= 2, "--few_shot_examples must be at least 2 (one per label)")
-    need(cfg.min_task_chars < cfg.max_task_chars, "--min_task_chars must be below --max_task_chars")
-    if cfg.reward_func in ("consensus", "soft_consensus"):
-        need(cfg.n_samples_per_prompt >= 2,
-             f"--n_samples_per_prompt {cfg.n_samples_per_prompt} leaves no group to agree with under "
-             f"--reward_func {cfg.reward_func}: use --n_samples_per_prompt 2 or more (8 is the default)")
-    if cfg.use_kl_loss:
-        need(cfg.init_kl_coef > 0, "--use_kl_loss needs --init_kl_coef > 0 (it is the loss coefficient)")
-        # k1's gradient is zero in expectation under the sampling policy: as a loss it does nothing.
-        need(cfg.kl_estimator != "k1", "--use_kl_loss with --kl_estimator k1 has no pull towards the reference: "
-                                       "use --kl_estimator k3 (or k2)")
-    if cfg.advantage_estimator == "grpo" and cfg.init_kl_coef > 0:
-        need(cfg.use_kl_loss, "--advantage_estimator grpo ignores KL in the reward: add --use_kl_loss "
-                              "--kl_estimator k3, or set --init_kl_coef 0")
 
     import torch
 
@@ -174,14 +143,9 @@ def validate(cfg: KnowRLConfig):
         need(not cfg.colocate_all_models, "--colocate_all_models on GPUs needs vLLM sleep/wake and DeepSpeed offload "
                                           "between phases, not implemented yet (the weight sync by CUDA IPC is): "
                                           "drop the flag and give each rank and engine a GPU of its own")
-    need(not (cfg.packing_samples and cfg.share_prompt_prefix),
-         "--packing_samples and --share_prompt_prefix are two ways to skip repeated work in scoring and training; "
-         "pick one (packing with flash-attn on GPUs, prompt sharing on CPUs or without flash-attn)")
     if cfg.adam_offload:
         need(use_gpu, "--adam_offload moves optimizer states from GPU to CPU memory, and there is no GPU here: "
                       "drop the flag")
-        need(cfg.zero_stage >= 1, "--adam_offload needs --zero_stage 1, 2 or 3 (DeepSpeed offloads sharded "
-                                  "optimizer states only)")
     if not use_gpu:
         need(cfg.vllm_tensor_parallel_size == 1,
              "--vllm_tensor_parallel_size > 1 needs GPUs: use 1 on a machine without a GPU")
@@ -192,6 +156,9 @@ def validate(cfg: KnowRLConfig):
             import wandb  # noqa: F401
         except ImportError:
             raise ConfigError("--use_wandb needs the wandb package: pip install wandb") from None
+        need(cfg.wandb_mode != WANDB_ONLINE or wandb_key_available(),
+             "--use_wandb online needs a W&B API key: export WANDB_API_KEY=... (or run `wandb login`), "
+             "or use --use_wandb offline")
     if cfg.use_tensorboard:
         try:
             import tensorboard  # noqa: F401
@@ -389,9 +356,6 @@ def check_lengths(cfg: KnowRLConfig, model_path: str, tokenizer, templates, seed
 def make_plan(cfg: KnowRLConfig, model_path: str, use_gpu: bool, cluster=None):
     """The placement plan and its description (with, for a local model folder, the per-GPU
     memory estimate). Raises ConfigError for a layout the cluster cannot hold."""
-    from openrlhf.trainer.placement import LayoutError, plan_placement
-    from openrlhf.utils.memory_plan import estimate_memory, model_size_from_path
-
     try:
         plan = plan_placement(cfg, cluster, use_gpu)
     except LayoutError as exc:
@@ -405,22 +369,17 @@ def make_plan(cfg: KnowRLConfig, model_path: str, use_gpu: bool, cluster=None):
     return plan, text
 
 
-def quiet_libraries(verbose: bool) -> None:
-    if verbose:
-        return
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("DS_LOG_LEVEL", "warning")
-    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
-    # after a rank dies, the survivors' follow-on errors are already summed up in our one line
-    os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")
-    import logging
-    import warnings
-
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=UserWarning)
-    for name in ("DeepSpeed", "deepspeed", "vllm", "ray", "transformers"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+def performance_notes(cfg: KnowRLConfig) -> list[str]:
+    """Settings that work but cost time for nothing, one line each (printed at start and by
+    --dry_run)."""
+    notes = []
+    if cfg.packing_samples and attention_backend(cfg.flash_attn) != "flash_attention_2":
+        notes.append("--packing_samples without flash-attn uses SDPA with a dense block-diagonal mask over each "
+                     "packed row; expect no speed-up (see benchmarks/README.md)")
+    if cfg.actor_world_size == 1 and cfg.zero_stage in (1, 2) and not cfg.adam_offload:
+        notes.append(f"--zero_stage {cfg.zero_stage} with one policy rank shards nothing and costs update time; "
+                     f"--zero_stage 0 is faster there (see benchmarks/README.md)")
+    return notes
 
 
 def with_resume_advice(line: str, ckpt_path: str) -> str:
@@ -440,8 +399,6 @@ def main(argv: list[str] | None = None) -> int:
     quiet_libraries(cfg.verbose)
     try:
         seeds, templates, reward_fn, use_gpu = validate(cfg)
-        from openrlhf.utils.embedded_model import resolve_pretrain
-
         model_path = resolve_pretrain(cfg.pretrain)
         tokenizer = load_tokenizer(model_path, cfg.trust_remote_code)
         check_lengths(cfg, model_path, tokenizer, templates, seeds)
@@ -456,6 +413,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"knowrl-train: error: {exc}", file=sys.stderr)
         return 2
 
+    for note in performance_notes(cfg):
+        print(f"[knowrl] note: {note}", flush=True)
     if cfg.dry_run:
         try:
             print(make_plan(cfg, model_path, use_gpu)[1], flush=True)
@@ -464,25 +423,11 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print("[knowrl] dry run: flags, files and layout are valid; not starting Ray", flush=True)
         return 0
-    if cfg.packing_samples:
-        from openrlhf.trainer.model_worker import attention_backend
-
-        if attention_backend(cfg.flash_attn) != "flash_attention_2":
-            print("[knowrl] note: --packing_samples without flash-attn uses SDPA with a dense block-diagonal "
-                  "mask over each packed row; expect no speed-up (see benchmarks/README.md)", flush=True)
-    if cfg.actor_world_size == 1 and cfg.zero_stage in (1, 2) and not cfg.adam_offload:
-        print(f"[knowrl] note: --zero_stage {cfg.zero_stage} with one policy rank shards nothing and costs update "
-              f"time; --zero_stage 0 is faster there (see benchmarks/README.md)", flush=True)
     os.makedirs(cfg.log_dir, exist_ok=True)
     with open(os.path.join(cfg.log_dir, "config.json"), "w") as f:
-        argv = mask_secrets(sys.argv)
-        json.dump({**cfg.public_dict(), "resolved_pretrain": model_path, "argv": argv}, f, indent=1)
+        json.dump({**cfg.public_dict(), "resolved_pretrain": model_path, "argv": sys.argv}, f, indent=1)
 
     import ray
-
-    from openrlhf.knowrl.loop import KnowRLTrainer
-    from openrlhf.trainer.actor_group import RankDied
-    from openrlhf.utils.ray_utils import RayWaitTimeout, remote_error_line
 
     address = cfg.ray_address or os.environ.get("RAY_ADDRESS") or None
     init_kwargs = dict(address=address, include_dashboard=False, log_to_driver=cfg.verbose,
@@ -491,8 +436,6 @@ def main(argv: list[str] | None = None) -> int:
         init_kwargs["num_cpus"] = cfg.ray_num_cpus or os.cpu_count()
     started = time.perf_counter()
     ray.init(**init_kwargs)
-    from openrlhf.trainer.placement import ClusterResources
-
     try:
         plan, text = make_plan(cfg, model_path, use_gpu, ClusterResources.from_ray_nodes(ray.nodes()))
         print(text, flush=True)

@@ -1,5 +1,6 @@
-"""A run's folders on disk: which checkpoints are complete and intact, rotation, the settings a
-resume must match, and the guard that keeps a fresh run out of another run's folders.
+"""A run's folders on disk: saving and loading a checkpoint, which checkpoints are complete and
+intact, rotation, the settings a resume must match, and the guard that keeps a fresh run out of
+another run's folders.
 
 A checkpoint is `--ckpt_path/iter_NNNN/`: the policy's DeepSpeed files, then `knowrl_state.json`
 (loop state, the run's key settings and a manifest of every file with its size), written last
@@ -210,6 +211,60 @@ def resume_check(cfg, model_path: str) -> tuple[str | None, list[str]]:
         return (f"--load_checkpoint: {os.path.join(cfg.ckpt_path, point.tag)} was saved with another setup "
                 f"({'; '.join(diff)}): rerun with the checkpoint's settings, or use another --ckpt_path", warnings)
     return None, warnings
+
+
+# ---------------------------------------------------------------------- saving and resuming a run
+def save_checkpoint(policy, cfg, model_path: str, iteration: int, train_seconds: float, pool_state: dict) -> str:
+    """Save the end of `iteration` as `cfg.ckpt_path/iter_NNNN/` and return that folder.
+
+    `policy` (a ModelGroup) writes its DeepSpeed state first; then the loop state (iteration,
+    `train_seconds` of iterations so far, the task pool's `pool_state`, the resume settings and
+    the config) is written, fsynced, as the state file that marks the save complete. Older
+    complete checkpoints rotate out (--max_ckpt_num); this one never does."""
+    tag = checkpoint_tag(iteration)
+    folder = os.path.join(cfg.ckpt_path, tag)
+    # A folder of this tag from before a resume (damaged, or passed over) must not lend its
+    # old state file to a save that is then interrupted.
+    shutil.rmtree(folder, ignore_errors=True)
+    policy.call_all("save_checkpoint", cfg.ckpt_path, tag)
+    write_state(folder, {"iteration": iteration, "train_seconds": train_seconds, "pool": pool_state,
+                         "settings": resume_settings(cfg, model_path), "config": cfg.public_dict()})
+    rotate_checkpoints(cfg.ckpt_path, cfg.max_ckpt_num, current=tag)
+    print(f"[knowrl] checkpoint {folder}", flush=True)
+    return folder
+
+
+def load_checkpoint(policy, cfg, model_path: str) -> tuple[str, dict] | None:
+    """--load_checkpoint: load the newest complete, intact checkpoint of `cfg.ckpt_path` into
+    `policy` and return (its folder, its loop state); None when there is none (a fresh start).
+    Damaged newer checkpoints are named and passed over. Raises RuntimeError, before anything is
+    loaded, when the checkpoint was saved under other settings (the CLI checks this before Ray
+    too)."""
+    point = find_resume_point(cfg.ckpt_path)
+    for tag, why in point.skipped:
+        print(f"[knowrl] warning: checkpoint {os.path.join(cfg.ckpt_path, tag)} is damaged ({why}): "
+              f"skipping it", flush=True)
+    if point.tag is None:
+        print(f"[knowrl] --load_checkpoint: no complete checkpoint in {cfg.ckpt_path}, starting fresh", flush=True)
+        return None
+    diff = settings_mismatch(saved_settings(point.state), resume_settings(cfg, model_path))
+    if diff:
+        raise RuntimeError(f"--load_checkpoint: {point.tag} was saved with another setup ({'; '.join(diff)})")
+    policy.call_all("load_checkpoint", cfg.ckpt_path, point.tag)
+    return os.path.join(cfg.ckpt_path, point.tag), point.state
+
+
+def resume_advice(iteration: int, reward_error: bool, ckpt_path: str) -> str:
+    """How a run stopped before `iteration`'s update goes on, the end of iteration - 1 being
+    checkpointed (nothing, for iteration 1). `reward_error`: the reward function failed (the user
+    fixes it); otherwise the engines died past --max_engine_restarts."""
+    if iteration == 1:
+        return ("fix it and rerun (no iteration had completed, nothing to resume)" if reward_error else
+                "no iteration had completed, so there is nothing to resume from")
+    if reward_error:
+        return (f"fix it, then rerun with --load_checkpoint to continue from iteration {iteration} "
+                f"({checkpoint_tag(iteration - 1)} is saved in {ckpt_path})")
+    return "the last complete iteration is checkpointed: resume with --load_checkpoint"
 
 
 # ---------------------------------------------------------------------- a fresh run's folders

@@ -3,6 +3,11 @@
 The command line (`openrlhf.cli.train_knowrl`) is generated from these fields, so a flag, its
 default, its group in `--help` and its documentation live in exactly one place. Flag names follow
 OpenRLHF where OpenRLHF has the concept.
+
+Rules that depend only on the flag values (batch divisibility, the reward band, estimator and KL
+combinations, ...) are checked when a `KnowRLConfig` is built, so a config made in Python is held
+to the same rules as the command line; checks that need files, the GPU or optional packages stay
+in the CLI.
 """
 
 from __future__ import annotations
@@ -13,7 +18,28 @@ from openrlhf.algorithms.advantages import ADVANTAGE_ESTIMATORS
 from openrlhf.algorithms.losses import KL_ESTIMATORS
 
 
+class ConfigError(ValueError):
+    """A bad flag value or input file; the message is the one line the user sees (the CLI prints
+    it as `knowrl-train: error: <message>` and exits with status 2)."""
+
+
+# --use_wandb values: off, online (the API key comes from WANDB_API_KEY or `wandb login`), offline;
+# "1"/"true" are older spellings of online
+WANDB_OFF, WANDB_ONLINE, WANDB_OFFLINE = "", "online", "offline"
+WANDB_SPELLINGS = {"": WANDB_OFF, "online": WANDB_ONLINE, "1": WANDB_ONLINE, "true": WANDB_ONLINE,
+                   "True": WANDB_ONLINE, "offline": WANDB_OFFLINE}
+
+# fields that count things and must be at least 1
+AT_LEAST_ONE = ("rollout_batch_size", "micro_rollout_batch_size", "n_samples_per_prompt", "micro_train_batch_size",
+                "train_batch_size", "max_epochs", "num_iterations", "introspection_prompts",
+                "tasks_per_introspection", "vllm_num_engines", "vllm_tensor_parallel_size", "actor_num_nodes",
+                "actor_num_gpus_per_node", "ref_num_nodes", "ref_num_gpus_per_node", "prompt_max_len",
+                "generate_max_len", "introspection_max_len", "max_ckpt_num")
+
+
 def opt(default, help: str, group: str, **extra):
+    """A config field with its --help text and --help group; `extra` goes to argparse (choices,
+    const)."""
     return field(default=default, metadata={"help": help, "group": group, **extra})
 
 
@@ -87,7 +113,7 @@ class KnowRLConfig:
                                       "updates (they come from the weights one update behind; a resumed run's first "
                                       "iteration writes its own)", "knowrl")
     fill_from_seeds: bool = opt(True, "top up an iteration with seed/pool tasks when introspection yields too few",
-                                "knowrl", negatable=True)
+                                "knowrl")
     reward_func: str = opt("consensus", "group reward: consensus, soft_consensus, generation_label, random, "
                            "or a local .py file defining reward_func(group)", "knowrl")
     min_group_reward: float = opt(0.2, "drop task groups whose mean reward is below this (little signal)", "knowrl")
@@ -136,18 +162,84 @@ class KnowRLConfig:
     # --- logging ---
     log_dir: str = opt("./checkpoint/knowrl_logs", "per-iteration records, metrics.jsonl and the run config", "logging")
     use_tensorboard: str = opt("", "write TensorBoard logs to this folder", "logging")
-    use_wandb: str = opt("", "log to Weights & Biases: an API key, or 'offline'", "logging")
+    use_wandb: str = opt("", "log to Weights & Biases: 'online' (also plain --use_wandb; the API key comes from the "
+                         "WANDB_API_KEY environment variable or `wandb login`, never from the command line) or "
+                         "'offline' (into --log_dir/wandb, upload later with `wandb sync`)", "logging",
+                         const=WANDB_ONLINE)
     wandb_project: str = opt("knowrl", "W&B project", "logging")
     wandb_run_name: str = opt("", "W&B run name (default: a timestamp)", "logging")
     verbose: bool = opt(False, "show vLLM, Ray and DeepSpeed logs", "logging")
     debug: bool = opt(False, "print tracebacks for configuration errors", "logging")
 
+    def __post_init__(self):
+        if isinstance(self.use_wandb, bool):   # a YAML config's `use_wandb: true`
+            self.use_wandb = WANDB_ONLINE if self.use_wandb else WANDB_OFF
+        self.check()
+
+    def check(self) -> None:
+        """Raise ConfigError with one line (the problem and the fix) when the flag values break a
+        rule that needs nothing but the values; the CLI checks files, GPUs and packages after."""
+
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                raise ConfigError(message)
+
+        for name in AT_LEAST_ONE:
+            need(getattr(self, name) >= 1, f"--{name} must be at least 1, got {getattr(self, name)}")
+        need(self.pool_max_size >= 0, f"--pool_max_size must be 0 (no pool growth) or more, got {self.pool_max_size}")
+        need(self.max_train_minutes >= 0,
+             f"--max_train_minutes must be 0 (no limit) or positive, got {self.max_train_minutes}")
+        per_step = self.micro_train_batch_size * self.actor_world_size
+        need(self.train_batch_size % per_step == 0,
+             f"--train_batch_size {self.train_batch_size} is not a multiple of --micro_train_batch_size x policy "
+             f"ranks = {per_step}: use e.g. --train_batch_size "
+             f"{max(per_step, self.train_batch_size // per_step * per_step)}")
+        need(0.0 <= self.min_group_reward <= self.max_group_reward <= 1.0,
+             f"the reward band [{self.min_group_reward}, {self.max_group_reward}] must satisfy "
+             f"0 <= --min_group_reward <= --max_group_reward <= 1")
+        need(0.0 < self.pool_agreement_threshold <= 1.0, "--pool_agreement_threshold must be in (0, 1]")
+        need(self.init_kl_coef >= 0, "--init_kl_coef must be >= 0")
+        need(self.temperature > 0 and self.introspection_temperature > 0,
+             "--temperature and --introspection_temperature must be > 0: consensus needs sampled answers")
+        # kept as a flag for OpenRLHF compatibility; only 1 is accepted
+        need(self.top_p == 1, f"--top_p {self.top_p}: the trainer's log-probs and the KL are over the full softmax, "
+                              f"so nucleus-truncated samples make the PPO ratio and the KL biased: use --top_p 1 "
+                              f"and a lower --temperature instead")
+        need(self.few_shot_examples >= 2, "--few_shot_examples must be at least 2 (one per label)")
+        need(self.min_task_chars < self.max_task_chars, "--min_task_chars must be below --max_task_chars")
+        if self.reward_func in ("consensus", "soft_consensus"):
+            need(self.n_samples_per_prompt >= 2,
+                 f"--n_samples_per_prompt {self.n_samples_per_prompt} leaves no group to agree with under "
+                 f"--reward_func {self.reward_func}: use --n_samples_per_prompt 2 or more (8 is the default)")
+        if self.use_kl_loss:
+            need(self.init_kl_coef > 0, "--use_kl_loss needs --init_kl_coef > 0 (it is the loss coefficient)")
+            # k1's gradient is zero in expectation under the sampling policy: as a loss it does nothing.
+            need(self.kl_estimator != "k1", "--use_kl_loss with --kl_estimator k1 has no pull towards the "
+                                            "reference: use --kl_estimator k3 (or k2)")
+        if self.advantage_estimator == "grpo" and self.init_kl_coef > 0:
+            need(self.use_kl_loss, "--advantage_estimator grpo ignores KL in the reward: add --use_kl_loss "
+                                   "--kl_estimator k3, or set --init_kl_coef 0")
+        need(not (self.packing_samples and self.share_prompt_prefix),
+             "--packing_samples and --share_prompt_prefix are two ways to skip repeated work in scoring and "
+             "training; pick one (packing with flash-attn on GPUs, prompt sharing on CPUs or without flash-attn)")
+        if self.adam_offload:
+            need(self.zero_stage >= 1, "--adam_offload needs --zero_stage 1, 2 or 3 (DeepSpeed offloads sharded "
+                                       "optimizer states only)")
+        # the value is never echoed: it may be a key, and the line lands in logs
+        need(self.use_wandb in WANDB_SPELLINGS,
+             "--use_wandb takes 'online' or 'offline', not an API key: a key on the command line ends up in "
+             "shell history and process lists; export WANDB_API_KEY=... (or run `wandb login`) and pass "
+             "--use_wandb online")
+
+    @property
+    def wandb_mode(self) -> str:
+        """'' (no W&B), 'online' or 'offline'."""
+        return WANDB_SPELLINGS[self.use_wandb]
+
     def public_dict(self) -> dict:
-        """Every field, for config files, checkpoints and loggers, with secrets masked."""
-        values = asdict(self)
-        if values["use_wandb"] not in ("", "offline", "1", "true", "True"):
-            values["use_wandb"] = "***"
-        return values
+        """Every field, for config files, checkpoints and loggers (no secrets: an API key is
+        refused by `check`, it comes from WANDB_API_KEY)."""
+        return asdict(self)
 
     @property
     def actor_world_size(self) -> int:

@@ -8,6 +8,9 @@ plain strings that go to (and come back from) the policy model:
 * templates: ``load_templates`` reads ``introspection.md`` and ``classification.md`` and checks
   their ``{placeholders}``; ``build_introspection_prompt`` / ``build_classification_prompt``
   fill them in (one pass over known names only, never ``str.format``);
+* the readers and checks under both loaders (``seed_files``, ``read_seed_lines``,
+  ``read_template_text``, ``template_problems``) are the ones ``validate_prompts.py`` runs too:
+  the loaders stop at the first problem, the validator lists them all;
 * generated tasks: ``parse_generated_tasks`` pulls ``Task:`` lines out of an introspection
   answer, ``split_truncated_task`` sets apart the task an answer cut at the length limit
   ended in, and ``filter_generated_tasks`` drops short, long, templated, garbled and
@@ -29,8 +32,10 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from openrlhf.knowrl.taxonomy import LABELS, REASON_TO_TYPE, TAXONOMY
+from openrlhf.utils.paths import default_prompts_dir
 
 __all__ = [
     "DEFAULT_PROMPTS_DIR",
@@ -49,7 +54,12 @@ __all__ = [
     "SeedTask",
     "PromptTemplates",
     "load_seed_tasks",
+    "seed_files",
+    "SeedLine",
+    "read_seed_lines",
     "load_templates",
+    "read_template_text",
+    "template_problems",
     "describe_reason",
     "build_introspection_prompt",
     "build_classification_prompt",
@@ -59,6 +69,9 @@ __all__ = [
     "tasks_from_answer",
     "strip_think_blocks",
     "rouge_l_f",
+    "rouge_l_tokens",
+    "word_tokens",
+    "token_masks",
     "parse_label",
     "DEFAULT_ANSWER_PREFIX",
     "DEFAULT_INTROSPECTION_PREFIX",
@@ -72,8 +85,8 @@ __all__ = [
 # Constants
 # --------------------------------------------------------------------------------------------
 
-#: ``<repo>/knowrl_prompts``, resolved relative to this file (openrlhf/knowrl/prompts.py).
-DEFAULT_PROMPTS_DIR: Path = Path(__file__).resolve().parents[2] / "knowrl_prompts"
+#: ``<checkout>/knowrl_prompts``, or the copy a wheel installs inside the package.
+DEFAULT_PROMPTS_DIR: Path = default_prompts_dir()
 INTROSPECTION_FILE = "introspection.md"
 CLASSIFICATION_FILE = "classification.md"
 ANSWER_FILE = "answer.md"  # evaluation only: the model answers a question itself (model-relative labels)
@@ -163,6 +176,81 @@ def _norm_task_key(task: str) -> str:
     return " ".join(task.casefold().split())
 
 
+def seed_files(path: str | Path) -> list[Path]:
+    """The seed files ``path`` names: itself if it is a file, else its ``*.jsonl`` files sorted by
+    name. Raises ``PromptFileError`` when it does not exist or is a directory without any."""
+    p = Path(path)
+    if p.is_dir():
+        files = sorted(f for f in p.glob("*.jsonl") if f.is_file())
+        if not files:
+            raise PromptFileError(p, None, "no *.jsonl seed files in this directory",
+                                  "add a seed file with one JSON task per line")
+        return files
+    if p.is_file():
+        return [p]
+    raise PromptFileError(p, None, "no such seed file or directory",
+                          "pass a .jsonl seed file or a directory of them")
+
+
+@dataclass(frozen=True)
+class SeedLine:
+    """One non-blank line of a seed file, read: ``task`` when it is a valid task, else ``error``.
+
+    ``obj`` is the line's JSON object (``None`` when the line is not one), so a caller can check
+    keys the loader ignores (the validator's ``small_model``).
+    """
+
+    line: int
+    obj: dict | None
+    task: SeedTask | None
+    error: PromptFileError | None
+
+
+def read_seed_lines(f: Path, seen: dict[str, str]) -> Iterator[SeedLine]:
+    """Read one seed file line by line (a UTF-8 BOM is skipped, blank lines too), checking each
+    line with every rule of ``load_seed_tasks``; a bad line is yielded with its ``error`` and the
+    next one is read. ``seen`` maps normalised task text to ``FILE:LINE`` across files (updated
+    here) for the duplicate check. Raises ``PromptFileError`` when the file cannot be read, or
+    after the last line when it held no non-blank line."""
+    try:
+        raw = f.read_bytes()
+    except OSError as e:
+        raise PromptFileError(f, None, f"cannot read file ({e.strerror or e})", "check the path and permissions") from e
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    non_blank = 0
+    for lineno, braw in enumerate(raw.split(b"\n"), start=1):
+        try:
+            line = braw.decode("utf-8").strip()
+        except UnicodeDecodeError as e:
+            non_blank += 1
+            yield SeedLine(lineno, None, None, PromptFileError(
+                f, lineno, f"not valid UTF-8 (byte {e.start + 1} of the line)", "save the file as UTF-8"))
+            continue
+        if not line:
+            continue
+        non_blank += 1
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            yield SeedLine(lineno, None, None, PromptFileError(
+                f, lineno, f"bad JSON ({e.msg} at column {e.colno})",
+                "write one complete JSON object per line, with double quotes"))
+            continue
+        if not isinstance(obj, dict):
+            yield SeedLine(lineno, None, None, PromptFileError(
+                f, lineno, f"expected a JSON object, got {type(obj).__name__}",
+                'write {"task": ..., "label": ...} on each line'))
+            continue
+        try:
+            yield SeedLine(lineno, obj, _seed_from_obj(obj, f, lineno, seen), None)
+        except PromptFileError as e:
+            yield SeedLine(lineno, obj, None, e)
+    if not non_blank:
+        raise PromptFileError(f, None, "no tasks (empty file)",
+                              'add one JSON object per line, e.g. {"task": "...", "label": "feasible", "type": "..."}')
+
+
 def load_seed_tasks(path: str | Path) -> list[SeedTask]:
     """Read seed tasks from a ``.jsonl`` file, or from every ``*.jsonl`` in a directory (sorted).
 
@@ -174,55 +262,14 @@ def load_seed_tasks(path: str | Path) -> list[SeedTask]:
     file and line on the first problem; a task that repeats an earlier one (ignoring case and
     whitespace, across all files) is an error.
     """
-    p = Path(path)
-    if p.is_dir():
-        files = sorted(f for f in p.glob("*.jsonl") if f.is_file())
-        if not files:
-            raise PromptFileError(p, None, "no *.jsonl files in this directory",
-                                  "add a seed file with one JSON task per line")
-    elif p.is_file():
-        files = [p]
-    else:
-        raise PromptFileError(p, None, "no such file or directory",
-                              "pass a .jsonl seed file or a directory of them")
-
     tasks: list[SeedTask] = []
     seen: dict[str, str] = {}
-    for f in files:
-        tasks.extend(_load_seed_file(f, seen))
+    for f in seed_files(path):
+        for line in read_seed_lines(f, seen):
+            if line.error is not None:
+                raise line.error
+            tasks.append(line.task)
     return tasks
-
-
-def _load_seed_file(f: Path, seen: dict[str, str]) -> list[SeedTask]:
-    try:
-        raw = f.read_bytes()
-    except OSError as e:
-        raise PromptFileError(f, None, f"cannot read file ({e.strerror or e})", "check the path and permissions") from e
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
-    out: list[SeedTask] = []
-    for lineno, braw in enumerate(raw.split(b"\n"), start=1):
-        try:
-            line = braw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise PromptFileError(f, lineno, f"not valid UTF-8 (byte {e.start + 1} of the line)",
-                                  "save the file as UTF-8") from e
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise PromptFileError(f, lineno, f"bad JSON ({e.msg} at column {e.colno})",
-                                  "write one complete JSON object per line, with double quotes") from e
-        if not isinstance(obj, dict):
-            raise PromptFileError(f, lineno, f"expected a JSON object, got {type(obj).__name__}",
-                                  'write {"task": ..., "label": ...} on each line')
-        out.append(_seed_from_obj(obj, f, lineno, seen))
-    if not out:
-        raise PromptFileError(f, None, "no tasks in file",
-                              'add one JSON object per line, e.g. {"task": "...", "label": "feasible", "type": "..."}')
-    return out
 
 
 def _seed_from_obj(obj: dict, f: Path, lineno: int, seen: dict[str, str]) -> SeedTask:
@@ -285,34 +332,50 @@ def _seed_from_obj(obj: dict, f: Path, lineno: int, seen: dict[str, str]) -> See
 # --------------------------------------------------------------------------------------------
 
 
-def _check_template(path: Path, text: str, required: tuple[str, ...]) -> None:
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        for m in _PLACEHOLDER_RE.finditer(line):
-            if m.group(1) not in required:
-                raise PromptFileError(path, lineno, f"unknown placeholder {{{m.group(1)}}}",
-                                      "use only " + ", ".join("{" + r + "}" for r in required))
-    present = {m.group(1) for m in _PLACEHOLDER_RE.finditer(text)}
-    for name in required:
-        if name not in present:
-            raise PromptFileError(path, None, f"missing placeholder {{{name}}}",
-                                  f"put {{{name}}} where it should be filled in")
-
-
-def _read_template(path: Path, required: tuple[str, ...]) -> str:
+def read_template_text(path: Path) -> str:
+    """A template file's text with its ``<!-- HTML comments -->`` (notes for editors) blanked out,
+    their newlines kept so line numbers stay right. Raises ``PromptFileError`` when the file is
+    missing, unreadable or not UTF-8 (a UTF-8 BOM is allowed)."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError as e:
         raise PromptFileError(path, None, "template file not found", "create it (see knowrl_prompts/README.md)") from e
+    except OSError as e:
+        raise PromptFileError(path, None, f"cannot read template ({e.strerror or e})",
+                              "check the path and permissions") from e
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         raise PromptFileError(path, line, "not valid UTF-8", "save the file as UTF-8") from e
-    # HTML comments are notes for editors; keep their newlines so line numbers stay right.
-    text = _HTML_COMMENT_RE.sub(lambda m: "\n" * m.group(0).count("\n"), text)
-    _check_template(path, text, required)
-    text = re.sub(r"\n{3,}", "\n\n", text).strip()
-    return text
+    return _HTML_COMMENT_RE.sub(lambda m: "\n" * m.group(0).count("\n"), text)
+
+
+def template_problems(path: Path, text: str, required: tuple[str, ...]) -> list[PromptFileError]:
+    """Every placeholder problem of a template's ``text`` (from ``read_template_text``): each
+    ``{identifier}`` not in ``required``, with its line, in line order, then each required name
+    that never occurs. Empty when the template is usable."""
+    problems = []
+    present = set()
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        for m in _PLACEHOLDER_RE.finditer(line):
+            present.add(m.group(1))
+            if m.group(1) not in required:
+                problems.append(PromptFileError(path, lineno, f"unknown placeholder {{{m.group(1)}}}",
+                                                "use only " + ", ".join("{" + r + "}" for r in required)))
+    for name in required:
+        if name not in present:
+            problems.append(PromptFileError(path, None, f"missing placeholder {{{name}}}",
+                                            f"put {{{name}}} where it should be filled in"))
+    return problems
+
+
+def _read_template(path: Path, required: tuple[str, ...]) -> str:
+    text = read_template_text(path)
+    problems = template_problems(path, text, required)
+    if problems:
+        raise problems[0]
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
 def load_templates(prompts_dir: str | Path = DEFAULT_PROMPTS_DIR) -> PromptTemplates:
@@ -523,26 +586,38 @@ def split_truncated_task(text: str, finished: bool = True) -> tuple[list[str], s
 _TOKEN_RE = re.compile(r"[^\W_]+")
 
 
-def _tokens(text: str) -> list[str]:
+def word_tokens(text: str) -> list[str]:
+    """The lowercased alphanumeric words ROUGE-L compares (``rouge_l_f``)."""
     return _TOKEN_RE.findall(text.lower())
 
 
-def _lcs_len(a: list[str], b: list[str]) -> int:
-    if len(a) < len(b):
-        a, b = b, a
-    prev = [0] * (len(b) + 1)
-    for x in a:
-        cur = [0]
-        for j, y in enumerate(b, start=1):
-            cur.append(prev[j - 1] + 1 if x == y else max(prev[j], cur[j - 1]))
-        prev = cur
-    return prev[-1]
+def token_masks(tokens: list[str]) -> dict[str, int]:
+    """Per distinct token, a bit mask of its positions in ``tokens`` (bit i: position i): the
+    form of the second sequence ``rouge_l_tokens`` reads; build it once for a text compared often."""
+    masks: dict[str, int] = {}
+    for i, tok in enumerate(tokens):
+        masks[tok] = masks.get(tok, 0) | (1 << i)
+    return masks
 
 
-def _rouge_tokens(a: list[str], b: list[str]) -> float:
+def _lcs_len(a: list[str], b_masks: dict[str, int], b_len: int) -> int:
+    """Length of the longest common subsequence of ``a`` and the ``b_len`` tokens whose
+    ``token_masks`` are ``b_masks``, bit-parallel (Hyyro 2004): one big-int step per token of
+    ``a``, so the ~10k pairs of a 150-task seed set take milliseconds even when all are similar."""
+    full = (1 << b_len) - 1
+    v = full
+    for tok in a:
+        u = v & b_masks.get(tok, 0)
+        v = ((v + u) | (v - u)) & full
+    return b_len - v.bit_count()
+
+
+def rouge_l_tokens(a: list[str], b: list[str], b_masks: dict[str, int] | None = None) -> float:
+    """ROUGE-L F1 of two token lists: ``2 * LCS / (len(a) + len(b))``, 0.0 when either is empty.
+    ``b_masks`` (``token_masks(b)``) may be passed to save rebuilding it."""
     if not a or not b:
         return 0.0
-    lcs = _lcs_len(a, b)
+    lcs = _lcs_len(a, token_masks(b) if b_masks is None else b_masks, len(b))
     return 2.0 * lcs / (len(a) + len(b))  # F1 of P = lcs/len(a), R = lcs/len(b)
 
 
@@ -551,7 +626,7 @@ def rouge_l_f(a: str, b: str) -> float:
 
     ``2 * LCS / (len_a + len_b)``; 0.0 when either side has no tokens.
     """
-    return _rouge_tokens(_tokens(a), _tokens(b))
+    return rouge_l_tokens(word_tokens(a), word_tokens(b))
 
 
 _NON_PRINTABLE_OK = {"\t", "\n", "\r", " "}
@@ -601,12 +676,12 @@ def filter_generated_tasks(candidates: list[str], existing: list[str], min_chars
     """
     kept: list[str] = []
     dropped: list[tuple[str, str]] = []
-    pool: list[tuple[list[str], dict[str, int]]] = []
+    pool: list[tuple[list[str], dict[str, int], dict[str, int]]] = []  # tokens, counts, masks
     seen_text: set[str] = set()
 
     def remember(text: str) -> None:
-        toks = _tokens(text)
-        pool.append((toks, _counts(toks)))
+        toks = word_tokens(text)
+        pool.append((toks, _counts(toks), token_masks(toks)))
         seen_text.add(_norm_task_key(text))
 
     for e in existing:
@@ -624,18 +699,18 @@ def filter_generated_tasks(candidates: list[str], existing: list[str], min_chars
         elif _TEMPLATE_MARKERS_RE.search(task) or _ANSWER_START_RE.search(task):
             why = "contains_template"
         else:
-            toks = _tokens(task)
+            toks = word_tokens(task)
             cnt = _counts(toks)
             if _norm_task_key(task) in seen_text:
                 why = "duplicate"
             else:
-                for otoks, ocnt in pool:
+                for otoks, ocnt, omasks in pool:
                     if not toks or not otoks:
                         continue
                     # Cheap upper bound first: LCS <= multiset overlap.
                     if 2.0 * _multiset_overlap(cnt, ocnt) / (len(toks) + len(otoks)) <= rouge_threshold:
                         continue
-                    if _rouge_tokens(toks, otoks) > rouge_threshold:
+                    if rouge_l_tokens(toks, otoks, omasks) > rouge_threshold:
                         why = "duplicate"
                         break
         if why is None:

@@ -2,11 +2,12 @@
 
 This module owns ``python -m openrlhf.knowrl.prompts validate [DIR] [--seeds PATH] [--strict]``
 (also ``python -m openrlhf.knowrl.validate_prompts``). ``validate_prompts_dir`` reads the two
-templates and the seed ``*.jsonl`` file(s) the way ``prompts.py`` does, but keeps going after
-a problem and returns a ``ValidationReport``:
+templates and the seed ``*.jsonl`` file(s) with the loaders' own readers and checks
+(``prompts.read_template_text`` / ``template_problems``, ``prompts.seed_files`` /
+``read_seed_lines``), but keeps going after a problem and returns a ``ValidationReport``:
 
 * errors (the loaders in ``prompts.py`` would refuse the set): unreadable or non-UTF-8 files,
-  bad JSON, a line that is not an object, every per-task check of ``prompts._seed_from_obj``
+  bad JSON, a line that is not an object, every per-task check of ``load_seed_tasks``
   (unknown label/type/reason, reason of another type, infeasible without reason, exact
   duplicate, ...), a non-bool ``small_model``, an empty seed file, a missing or unknown
   template placeholder;
@@ -15,13 +16,14 @@ a problem and returns a ``ValidationReport``:
   with no infeasible task, fewer than 50 tasks of a label, a template without its answer marker.
 
 Optional seed key ``"small_model": true`` marks tasks a 135M-parameter chat model can plausibly
-judge; it is counted in the summary table. Only the standard library is used.
+judge; it is counted in the summary table. Only the standard library is used. This module
+imports ``prompts``, never the other way round (``prompts``' own ``__main__`` block, the
+``python -m openrlhf.knowrl.prompts validate`` script, is what calls ``main`` here).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -115,81 +117,27 @@ class _Entry:
     small_model: bool
 
 
-def _seed_files(seeds: Path, report: ValidationReport) -> list[Path]:
-    if seeds.is_dir():
-        files = sorted(f for f in seeds.glob("*.jsonl") if f.is_file())
-        if not files:
-            report.problems.append(Problem("error", str(seeds), None, "no *.jsonl seed files in this directory"))
-        return files
-    if seeds.is_file():
-        return [seeds]
-    report.problems.append(Problem("error", str(seeds), None, "no such seed file or directory"))
-    return []
+def _problem(severity: str, e: P.PromptFileError) -> Problem:
+    return Problem(severity, e.path, e.line, e.what + (f" — {e.fix}" if e.fix else ""))
 
 
 def _check_seed_file(f: Path, seen: dict[str, str], report: ValidationReport) -> list[_Entry]:
     """The per-line pass: every line's problems are recorded, then the next line is read."""
-    def add(line: int | None, msg: str) -> None:
-        report.problems.append(Problem("error", str(f), line, msg))
-
-    try:
-        raw = f.read_bytes()
-    except OSError as e:
-        add(None, f"cannot read file ({e.strerror or e})")
-        return []
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
     entries: list[_Entry] = []
-    non_blank = 0
-    for lineno, braw in enumerate(raw.split(b"\n"), start=1):
-        try:
-            text = braw.decode("utf-8").strip()
-        except UnicodeDecodeError as e:
-            add(lineno, f"not valid UTF-8 (byte {e.start + 1} of the line) — save the file as UTF-8")
-            non_blank += 1
-            continue
-        if not text:
-            continue
-        non_blank += 1
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as e:
-            add(lineno, f"bad JSON ({e.msg} at column {e.colno}) — one complete JSON object per line")
-            continue
-        if not isinstance(obj, dict):
-            add(lineno, f"expected a JSON object, got {type(obj).__name__}")
-            continue
-        small = obj.get(SMALL_MODEL_KEY, False)
-        if not isinstance(small, bool):
-            add(lineno, f"'{SMALL_MODEL_KEY}' must be true or false, got {small!r}")
-            small = False
-        try:
-            task = P._seed_from_obj(obj, f, lineno, seen)
-        except P.PromptFileError as e:
-            add(lineno, e.what + (f" — {e.fix}" if e.fix else ""))
-            continue
-        entries.append(_Entry(task, str(f), lineno, small))
-    if non_blank == 0:
-        add(None, "empty file: no tasks")
+    try:
+        for line in P.read_seed_lines(f, seen):
+            small = False if line.obj is None else line.obj.get(SMALL_MODEL_KEY, False)
+            if not isinstance(small, bool):
+                report.problems.append(Problem("error", str(f), line.line,
+                                               f"'{SMALL_MODEL_KEY}' must be true or false, got {small!r}"))
+                small = False
+            if line.error is not None:
+                report.problems.append(_problem("error", line.error))
+            else:
+                entries.append(_Entry(line.task, str(f), line.line, small))
+    except P.PromptFileError as e:  # unreadable or empty file: the lines read so far still count
+        report.problems.append(_problem("error", e))
     return entries
-
-
-def _position_masks(tokens: list[str]) -> dict[str, int]:
-    masks: dict[str, int] = {}
-    for i, tok in enumerate(tokens):
-        masks[tok] = masks.get(tok, 0) | (1 << i)
-    return masks
-
-
-def _lcs_len(a: list[str], b_masks: dict[str, int], b_len: int) -> int:
-    """LCS length of two token lists, bit-parallel (Hyyro 2004): one big-int step per token
-    of ``a``, so the ~10k pairs of a 150-task set take milliseconds even when all are similar."""
-    full = (1 << b_len) - 1
-    v = full
-    for tok in a:
-        u = v & b_masks.get(tok, 0)
-        v = ((v + u) | (v - u)) & full
-    return b_len - v.bit_count()
 
 
 def _check_set(entries: list[_Entry], where: str, report: ValidationReport) -> None:
@@ -197,19 +145,18 @@ def _check_set(entries: list[_Entry], where: str, report: ValidationReport) -> N
     def warn(path: str, line: int | None, msg: str) -> None:
         report.problems.append(Problem("warning", path, line, msg))
 
-    pool: list[tuple[_Entry, int, dict[str, int]]] = []
+    pool: list[tuple[_Entry, list[str], dict[str, int]]] = []
     for e in entries:
         n = len(e.task.task)
         if not MIN_CHARS <= n <= MAX_CHARS:
             warn(e.path, e.line, f"task is {n} characters, outside {MIN_CHARS}-{MAX_CHARS}")
-        toks = P._tokens(e.task.task)
-        for other, olen, omasks in pool:
-            if toks and olen:
-                score = 2.0 * _lcs_len(toks, omasks, olen) / (len(toks) + olen)  # = prompts.rouge_l_f
-                if score > NEAR_DUP_ROUGE:
-                    warn(e.path, e.line, f"near-duplicate of {other.path}:{other.line} "
-                                         f"(ROUGE-L F {score:.2f} > {NEAR_DUP_ROUGE})")
-        pool.append((e, len(toks), _position_masks(toks)))
+        toks = P.word_tokens(e.task.task)
+        for other, otoks, omasks in pool:
+            score = P.rouge_l_tokens(toks, otoks, omasks)
+            if score > NEAR_DUP_ROUGE:
+                warn(e.path, e.line, f"near-duplicate of {other.path}:{other.line} "
+                                     f"(ROUGE-L F {score:.2f} > {NEAR_DUP_ROUGE})")
+        pool.append((e, toks, P.token_masks(toks)))
 
     labels = report.counts["label"]
     total = sum(labels.values())
@@ -228,32 +175,15 @@ def _check_set(entries: list[_Entry], where: str, report: ValidationReport) -> N
 
 
 def _check_template(path: Path, required: tuple[str, ...], marker: str, report: ValidationReport) -> None:
-    def add(severity: str, line: int | None, msg: str) -> None:
-        report.problems.append(Problem(severity, str(path), line, msg))
-
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return add("error", None, "template file not found (see knowrl_prompts/README.md)")
-    except OSError as e:
-        return add("error", None, f"cannot read template ({e.strerror or e})")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        return add("error", raw[: e.start].count(b"\n") + 1, "not valid UTF-8")
-    text = P._HTML_COMMENT_RE.sub(lambda m: "\n" * m.group(0).count("\n"), text)
-    present = set()
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        for m in P._PLACEHOLDER_RE.finditer(line):
-            present.add(m.group(1))
-            if m.group(1) not in required:
-                add("error", lineno, f"unknown placeholder {{{m.group(1)}}} — use only "
-                    + ", ".join("{" + r + "}" for r in required))
-    for name in required:
-        if name not in present:
-            add("error", None, f"missing placeholder {{{name}}}")
+        text = P.read_template_text(path)
+    except P.PromptFileError as e:
+        report.problems.append(_problem("error", e))
+        return
+    report.problems += [_problem("error", e) for e in P.template_problems(path, text, required)]
     if marker not in text:
-        add("warning", None, f"no {marker!r} in the template: the answer format the parser expects")
+        report.problems.append(Problem("warning", str(path), None,
+                                       f"no {marker!r} in the template: the answer format the parser expects"))
 
 
 def validate_prompts_dir(prompts_dir: str | Path = P.DEFAULT_PROMPTS_DIR,
@@ -266,8 +196,13 @@ def validate_prompts_dir(prompts_dir: str | Path = P.DEFAULT_PROMPTS_DIR,
         _check_template(d / name, required, marker, report)
 
     seeds_path = Path(seeds) if seeds is not None else d
+    try:
+        files = P.seed_files(seeds_path)
+    except P.PromptFileError as e:
+        report.problems.append(_problem("error", e))
+        files = []
     seen: dict[str, str] = {}
-    entries = [e for f in _seed_files(seeds_path, report) for e in _check_seed_file(f, seen, report)]
+    entries = [e for f in files for e in _check_seed_file(f, seen, report)]
     c = report.counts
     c["label"] = Counter(e.task.label for e in entries)
     c["type"] = Counter(e.task.type for e in entries)

@@ -17,19 +17,11 @@ from dataclasses import dataclass
 
 import ray
 
-from openrlhf.trainer.actor_group import pin_to_node
-from openrlhf.trainer.model_worker import policy_dtype
 from openrlhf.trainer.rendezvous import join_store
-from openrlhf.trainer.weight_sync import WeightSyncGroup
-from openrlhf.utils.ray_utils import RayWaitTimeout, get_with_timeout, remote_error_line
-
-
-class EngineDied(RuntimeError):
-    """An engine actor's process is gone; `index` says which one."""
-
-    def __init__(self, index: int, message: str):
-        super().__init__(message)
-        self.index = index
+from openrlhf.trainer.weight_sync import WeightSyncGroup, open_handle, plan_buckets, split_bucket
+from openrlhf.utils.dtypes import policy_dtype
+from openrlhf.utils.errors import EngineDied
+from openrlhf.utils.ray_utils import RayWaitTimeout, get_with_timeout, pin_to_node, remote_error_line
 
 
 class EngineStartError(RuntimeError):
@@ -89,8 +81,6 @@ def _receive_and_load_weights(worker, metadata: list, bucket_bytes: int, use_gpu
     weight loaders keep this worker's tensor-parallel shard of each. Runs inside each vLLM worker."""
     import torch
 
-    from openrlhf.trainer.weight_sync import plan_buckets
-
     device = torch.device("cuda", torch.cuda.current_device()) if use_gpu else torch.device("cpu")
     received = []
     for bucket in plan_buckets(metadata, bucket_bytes):
@@ -102,8 +92,6 @@ def _receive_and_load_weights(worker, metadata: list, bucket_bytes: int, use_gpu
 def _copy_shared_bucket(worker, metas: list, handles: list[tuple], first_index: int) -> None:
     """Copy one bucket out of the policy's memory (colocated sync): this worker opens the handle
     of the policy rank with its own index, the one on its device. Runs inside each vLLM worker."""
-    from openrlhf.trainer.weight_sync import open_handle, split_bucket
-
     flat = open_handle(handles[(first_index + worker.rank) % len(handles)])
     if not hasattr(worker, "knowrl_copied"):
         worker.knowrl_copied = []

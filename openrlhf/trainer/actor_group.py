@@ -10,26 +10,8 @@ from __future__ import annotations
 import ray
 
 from openrlhf.trainer.model_worker import ModelWorker
-from openrlhf.utils.ray_utils import get_with_timeout
-
-
-def pin_to_node(node_id: str | None):
-    """Ray scheduling strategy that holds an actor to the node the placement plan chose."""
-    if not node_id:
-        return None
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    return NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)
-
-
-class RankDied(RuntimeError):
-    """A rank's process is gone (killed, out of memory). Its ZeRO shards went with it, so the run
-    cannot save a new checkpoint: it stops, and can resume from the last complete one if there is
-    one (the CLI adds that advice only then)."""
-
-    def __init__(self, group: str, rank: int | None, what: str):
-        who = f"{group} rank {rank}" if rank is not None else f"a {group} rank"
-        super().__init__(f"{who} died while {what} (its process exited: killed or out of memory?)")
+from openrlhf.utils.errors import RankDied
+from openrlhf.utils.ray_utils import get_with_timeout, pin_to_node
 
 
 class ModelGroup:

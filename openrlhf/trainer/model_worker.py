@@ -21,6 +21,7 @@ from openrlhf.algorithms import kl_loss, policy_loss
 from openrlhf.trainer.rendezvous import join_store, open_store
 from openrlhf.trainer.strategy import deepspeed_config
 from openrlhf.trainer.weight_sync import ParamMeta, SharedBucket, WeightSyncGroup, plan_buckets
+from openrlhf.utils.dtypes import policy_dtype
 
 
 def attention_backend(flash_attn: bool) -> str:
@@ -31,12 +32,6 @@ def attention_backend(flash_attn: bool) -> str:
         if importlib.util.find_spec("flash_attn") is not None:
             return "flash_attention_2"
     return "sdpa"
-
-
-def policy_dtype(bf16: bool) -> torch.dtype:
-    """The dtype the policy and the reference are loaded, scored and trained in: bf16 with --bf16,
-    fp32 otherwise (whatever the checkpoint's own dtype)."""
-    return torch.bfloat16 if bf16 else torch.float32
 
 
 def token_logprobs(logits: torch.Tensor, targets: torch.Tensor, temperature: float) -> torch.Tensor:

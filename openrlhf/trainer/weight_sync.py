@@ -28,8 +28,12 @@ import os
 import pickle
 from dataclasses import dataclass
 
+import ray
 import torch
 import torch.distributed as dist
+
+from openrlhf.utils.errors import EngineDied, RankDied
+from openrlhf.utils.ray_utils import get_with_timeout
 
 _DTYPES = {str(t): t for t in (torch.float32, torch.bfloat16, torch.float16)}
 
@@ -96,8 +100,6 @@ class WeightSyncGroup:
 
 def connect_policy_to_engines(policy, engines: list, timeout: float) -> list[ParamMeta]:
     """Form the group (policy rank 0 + every engine) once; return the parameter list to sync."""
-    from openrlhf.utils.ray_utils import get_with_timeout
-
     rank0 = policy.actors[0]
     metadata = get_with_timeout(rank0.weight_metadata.remote(), timeout, "reading the policy's parameter list")
     workers = get_with_timeout([e.num_workers.remote() for e in engines], timeout, "asking the engines' sizes")
@@ -114,12 +116,6 @@ def connect_policy_to_engines(policy, engines: list, timeout: float) -> list[Par
 def broadcast_policy_to_engines(policy, engines: list, metadata: list[ParamMeta], bucket_bytes: int,
                                 timeout: float) -> None:
     """Every policy rank takes part (ZeRO-3 gathers); rank 0 sends; every engine receives and loads."""
-    from openrlhf.utils.ray_utils import get_with_timeout
-
-    import ray
-
-    from openrlhf.rollout.vllm_engine import EngineDied
-
     policy_refs = policy.call_all_async("broadcast_weights", bucket_bytes)
     engine_refs = [e.receive_weights.remote(metadata, bucket_bytes) for e in engines]
     dead = None
@@ -131,8 +127,6 @@ def broadcast_policy_to_engines(policy, engines: list, metadata: list[ParamMeta]
     try:
         get_with_timeout(policy_refs, timeout, "broadcasting the policy weights")
     except ray.exceptions.RayActorError as exc:
-        from openrlhf.trainer.actor_group import RankDied
-
         raise RankDied("policy", policy.rank_of(exc), "broadcasting the policy weights") from None
     except ray.exceptions.RayTaskError:
         if dead is None:
@@ -192,8 +186,6 @@ def share_policy_with_engines(policy, engines: list, metadata: list[ParamMeta], 
     """The colocated sync: bucket by bucket, every policy rank exports a flat copy (ZeRO-3 gathers
     it), the engines' workers copy it out of the handle, then the next bucket replaces it; at the
     end each engine loads what it copied."""
-    from openrlhf.utils.ray_utils import get_with_timeout
-
     workers = get_with_timeout([e.num_workers.remote() for e in engines], timeout, "asking the engines' sizes")
     first = [sum(workers[:i]) for i in range(len(engines))]
     try:
@@ -209,11 +201,6 @@ def share_policy_with_engines(policy, engines: list, metadata: list[ParamMeta], 
 
 def wait_for_engines(refs: list, timeout: float, what: str) -> None:
     """Wait for one call per engine; a dead engine becomes EngineDied(index) (the loop restarts it)."""
-    import ray
-
-    from openrlhf.rollout.vllm_engine import EngineDied
-    from openrlhf.utils.ray_utils import get_with_timeout
-
     for i, ref in enumerate(refs):
         try:
             get_with_timeout(ref, timeout, f"{what} (engine {i})")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 
 class RayWaitTimeout(RuntimeError):
@@ -33,6 +34,14 @@ def get_with_timeout(refs, timeout: float, what: str):
         for ref in ready:
             results[position[ref]] = ray.get(ref)
     return results[0] if single else results
+
+
+def pin_to_node(node_id: str | None):
+    """Ray scheduling strategy that holds an actor to the node the placement plan chose (None:
+    let Ray choose)."""
+    if not node_id:
+        return None
+    return NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)
 
 
 def remote_error_line(text: str) -> str:

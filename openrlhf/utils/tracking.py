@@ -46,6 +46,10 @@ def wandb_reachable(timeout_s: float = 3.0) -> bool:
 class MetricsLogger:
     def __init__(self, log_dir: str, tensorboard_dir: str = "", wandb: str = "", wandb_project: str = "knowrl",
                  wandb_run_name: str = "", config: dict | None = None):
+        """Metrics go to ``log_dir/metrics.jsonl`` always, to TensorBoard under ``tensorboard_dir``
+        when set, and to W&B when ``wandb`` is 'online' (or '1'/'true'; the key comes from
+        WANDB_API_KEY or `wandb login`, W&B reads it itself) or 'offline'. An unreachable W&B
+        server turns online into offline with one printed line."""
         os.makedirs(log_dir, exist_ok=True)
         self.path = os.path.join(log_dir, "metrics.jsonl")
         self.tb = None
@@ -61,8 +65,6 @@ class MetricsLogger:
             if mode == "offline" and wandb != "offline":
                 print("[knowrl] W&B is not reachable from here: logging offline into "
                       f"{log_dir}/wandb (upload later with `wandb sync`)", flush=True)
-            if mode == "online" and wandb not in ("1", "true", "True"):
-                wandb_lib.login(key=wandb, relogin=True)
             self.wandb = wandb_lib.init(project=wandb_project, name=wandb_run_name or None, config=config,
                                         mode=mode, dir=log_dir)
 

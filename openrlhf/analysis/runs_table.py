@@ -1,7 +1,7 @@
 """Several runs side by side, window by window of iterations: the table the README's controls
 section is made of.
 
-    python -m openrlhf.knowrl.runs_table runs/reproduce/logs runs/ctrl_genlabel/logs \
+    python -m openrlhf.analysis.runs_table runs/reproduce/logs runs/ctrl_genlabel/logs \
         --windows 1-10,11-30,31-60,61-92 [--eval]
 
 For each run (its --log_dir) and each window, the mean over the window's iterations of the
@@ -21,7 +21,8 @@ import json
 import sys
 from pathlib import Path
 
-from openrlhf.knowrl.report import load_run, num
+from openrlhf.analysis.markdown import markdown_table
+from openrlhf.analysis.run_logs import load_run, num
 
 COLUMNS = [
     ("rollout/agreement", "mean agreement"),
@@ -79,12 +80,6 @@ def window_rows(metrics: list[dict], windows: list[tuple[int, int]]) -> list[dic
     return rows
 
 
-def table(head: list[str], rows: list[list[str]]) -> str:
-    """A markdown table."""
-    return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-                     + ["| " + " | ".join(row) + " |" for row in rows])
-
-
 def markdown(runs: dict[str, list[dict]]) -> str:
     head = ["run", "iterations"] + [name for _, name in COLUMNS] + ["groups kept", "iterations with an update"]
     body = []
@@ -95,7 +90,7 @@ def markdown(runs: dict[str, list[dict]]) -> str:
             cells = [name, seen] + ["" if row[key] is None else f"{row[key]:.3f}" for key, _ in COLUMNS]
             cells += [f"{row['groups_kept']:g}", str(row["updates"])]
             body.append(cells)
-    return table(head, body)
+    return markdown_table(head, body)
 
 
 def differing_knobs(configs: dict[str, dict]) -> list[tuple[str, str]]:
@@ -148,7 +143,7 @@ def eval_markdown(comparisons: dict[str, dict | None], configs: dict[str, dict])
             cells = [f"own tasks ({n.get('A')} / {n.get('B')})", "consistency " + change(intrinsic.get("consistency", {})),
                      "", "", change(intrinsic.get("mean_agreement", {}))]
             rows.append(prefix + cells)
-    return table(head, rows)
+    return markdown_table(head, rows)
 
 
 def selection_score(compared: dict) -> tuple[float, float] | None:
@@ -181,7 +176,8 @@ def ranking_markdown(comparisons: dict[str, dict | None]) -> str:
     scored.sort(key=lambda item: item[0], reverse=True)
     rows = [[str(rank), name, f"{f1:+.3f}", "n/a" if auroc == float("-inf") else f"{auroc:+.3f}"]
             for rank, ((f1, auroc), name) in enumerate(scored, 1)]
-    return table(["rank", "run", "validation macro-F1 difference (mean)", "validation AUROC difference (mean)"], rows)
+    return markdown_table(["rank", "run", "validation macro-F1 difference (mean)",
+                           "validation AUROC difference (mean)"], rows)
 
 
 def band_counts(records: dict[int, list[dict]], low: float, high: float) -> dict[str, dict[str, int]]:
@@ -207,11 +203,11 @@ def band_markdown(runs: dict[str, dict[str, dict[str, int]]]) -> str:
         for label in sorted(counts):
             c = counts[label]
             rows.append([name, label] + [str(v) for v in (sum(c.values()), c["kept"], c["below"], c["above"], c["other"])])
-    return table(head, rows)
+    return markdown_table(head, rows)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m openrlhf.knowrl.runs_table", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m openrlhf.analysis.runs_table", description=__doc__.split("\n")[0])
     p.add_argument("log_dirs", nargs="+", help="the --log_dir of each run (its folder name labels the row)")
     p.add_argument("--windows", default="1-10,11-30,31-60,61-92", help="iteration windows, FIRST-LAST,...")
     p.add_argument("--eval", action="store_true",

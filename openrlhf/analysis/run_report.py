@@ -1,15 +1,8 @@
 """A finished (or interrupted) KnowRL run's log folder -> ``report.md`` with plots.
 
 This module owns the human-readable summary of one training run. It reads only what the run left
-in ``--log_dir`` and never imports the trainer, Ray or torch:
-
-    config.json                          every flag, "resolved_pretrain" and "argv"
-    metrics.jsonl                        one object per iteration (train/* absent when nothing was kept)
-    iterations/iter_NNNN.jsonl           one classified task per line, with its samples and votes
-    iterations/iter_NNNN_introspection.jsonl   task-writing outputs, kept and dropped tasks (optional)
-    placement.json                       Ray node ids per actor group (optional)
-
-and writes
+in ``--log_dir`` (read by ``openrlhf.analysis.run_logs.load_run``) and never imports the trainer,
+Ray or torch. It writes
 
     report.md                            summary, plots, per-iteration table, sample tasks, command,
                                          config, links, evaluation comparison (``compare.json``)
@@ -17,7 +10,7 @@ and writes
     report/series.json                   the exact x/y values every figure plots
 
 Missing values (null, NaN, absent keys, absent files) are skipped in plots and shown as ``n/a``
-in tables. ``python -m openrlhf.knowrl.report RUN_LOG_DIR [--compare compare.json]`` prints the
+in tables. ``python -m openrlhf.analysis.run_report RUN_LOG_DIR [--compare compare.json]`` prints the
 path of the report it wrote.
 """
 
@@ -27,13 +20,13 @@ import argparse
 import json
 import math
 import os
-import re
 import shlex
 import sys
 from collections import Counter
 from pathlib import Path
 
-from openrlhf.utils.jsonl import read_jsonl
+from openrlhf.analysis.markdown import markdown_table
+from openrlhf.analysis.run_logs import load_run, num, read_json
 
 REPORT_NAME = "report.md"
 FIGURE_DIR = "report"
@@ -81,58 +74,6 @@ CONFIG_KEYS = (
 # --------------------------------------------------------------------------------------------
 # Reading the run
 # --------------------------------------------------------------------------------------------
-
-
-def num(v) -> float | None:
-    """A finite float, or None for null / NaN / inf / non-numbers (bools are not numbers here)."""
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return None
-    return float(v) if math.isfinite(v) else None
-
-
-def read_json(path: Path):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def load_run(log_dir) -> dict:
-    """Everything report.md is built from: ``config``, ``metrics`` (one dict per iteration,
-    ascending, the last line wins for a repeated iteration), ``records`` and ``introspection``
-    ({iteration: rows}), ``placement`` (or None) and ``skipped_lines``."""
-    log_dir = Path(log_dir)
-    if not log_dir.is_dir():
-        raise FileNotFoundError(f"{log_dir}: not a folder — pass the --log_dir of a KnowRL run")
-    skipped = 0
-    config = read_json(log_dir / "config.json")
-    metrics: dict[int, dict] = {}
-    if (log_dir / "metrics.jsonl").is_file():
-        rows, bad = read_jsonl(log_dir / "metrics.jsonl")
-        skipped += bad
-        for row in rows:
-            it = row.get("iteration")
-            if isinstance(it, int) and not isinstance(it, bool):
-                metrics[it] = row
-    records: dict[int, list[dict]] = {}
-    introspection: dict[int, list[dict]] = {}
-    folder = log_dir / "iterations"
-    if folder.is_dir():
-        for path in sorted(folder.iterdir()):
-            m = re.fullmatch(r"iter_(\d+)(_introspection)?\.jsonl", path.name)
-            if not m or not path.is_file():
-                continue
-            rows, bad = read_jsonl(path)
-            skipped += bad
-            (introspection if m.group(2) else records)[int(m.group(1))] = rows
-    if not metrics and not records:
-        raise FileNotFoundError(f"{log_dir}: no metrics.jsonl and no iterations/iter_*.jsonl — "
-                                "did the run finish an iteration? pass the --log_dir of a KnowRL run")
-    placement = read_json(log_dir / "placement.json")
-    return {"log_dir": log_dir, "config": config if isinstance(config, dict) else {},
-            "metrics": [metrics[i] for i in sorted(metrics)], "records": dict(sorted(records.items())),
-            "introspection": dict(sorted(introspection.items())),
-            "placement": placement if isinstance(placement, dict) else None, "skipped_lines": skipped}
 
 
 # --------------------------------------------------------------------------------------------
@@ -401,11 +342,6 @@ def md(text: str, limit: int | None = None) -> str:
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;")
 
 
-def table(head: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"] + \
-        ["| " + " | ".join(r) + " |" for r in rows]
-
-
 def duration(seconds: float | None) -> str:
     if seconds is None:
         return "n/a"
@@ -509,13 +445,13 @@ def compare_section(path: Path) -> list[str]:
             rows.append([md(k), cell(num(mm.get("A"))), cell(num(mm.get("B"))),
                          "n/a" if est is None else f"{est:+.3f}",
                          "n/a" if lo is None or hi is None else f"[{lo:+.3f}, {hi:+.3f}]"])
-        out += table(["metric", "A", "B", "diff", "95% CI"], rows) + [""]
+        out += [markdown_table(["metric", "A", "B", "diff", "95% CI"], rows), ""]
     intr = cmp.get("intrinsic")
     if isinstance(intr, dict):
         out.append("**intrinsic** (not paired: each model wrote its own tasks)")
         out.append("")
-        out += table(["metric", "A", "B"], [[md(k), cell(num((v or {}).get("A"))), cell(num((v or {}).get("B")))]
-                                            for k, v in intr.items()]) + [""]
+        rows = [[md(k), cell(num((v or {}).get("A"))), cell(num((v or {}).get("B")))] for k, v in intr.items()]
+        out += [markdown_table(["metric", "A", "B"], rows), ""]
     return out
 
 
@@ -539,8 +475,8 @@ def build_markdown(run: dict, series: dict, figures: dict[str, str] | None, *, c
     out += ["## Metrics per iteration", ""]
     if m:
         cols = [c for c in TABLE_COLUMNS if any(c[0] in row for row in m)]
-        out += table(["iter"] + [md(h) for _, h, _ in cols],
-                     [[str(row["iteration"])] + [cell(row.get(k), kind) for k, _, kind in cols] for row in m])
+        rows = [[str(row["iteration"])] + [cell(row.get(k), kind) for k, _, kind in cols] for row in m]
+        out.append(markdown_table(["iter"] + [md(h) for _, h, _ in cols], rows))
         out += ["", "Training columns read n/a in iterations where no group fell inside the reward band "
                 "(no policy update).", ""]
     else:
@@ -549,10 +485,10 @@ def build_markdown(run: dict, series: dict, figures: dict[str, str] | None, *, c
     pt = series["per_type"]
     if pt["types"]:
         out += [f"## Per-type agreement (iteration {pt['first_iteration']} vs {pt['last_iteration']})", ""]
-        out += table(["type", f"n it {pt['first_iteration']}", f"agree it {pt['first_iteration']}",
-                      f"n it {pt['last_iteration']}", f"agree it {pt['last_iteration']}"],
-                     [[md(t), str(nf), cell(af), str(nl), cell(al)]
-                      for t, nf, af, nl, al in zip(pt["types"], pt["n_first"], pt["first"], pt["n_last"], pt["last"])])
+        rows = [[md(t), str(nf), cell(af), str(nl), cell(al)]
+                for t, nf, af, nl, al in zip(pt["types"], pt["n_first"], pt["first"], pt["n_last"], pt["last"])]
+        out.append(markdown_table(["type", f"n it {pt['first_iteration']}", f"agree it {pt['first_iteration']}",
+                                   f"n it {pt['last_iteration']}", f"agree it {pt['last_iteration']}"], rows))
         out.append("")
 
     if run["introspection"]:
@@ -563,7 +499,7 @@ def build_markdown(run: dict, series: dict, figures: dict[str, str] | None, *, c
             why = Counter(d.get("why") or "?" for e in entries for d in e.get("dropped") or [] if isinstance(d, dict))
             rows.append([str(it), str(len(entries)), str(kept), str(sum(why.values())),
                          ", ".join(f"{w} {c}" for w, c in why.most_common()) or "—"])
-        out += table(["iter", "prompts", "tasks kept", "dropped", "dropped because"], rows) + [""]
+        out += [markdown_table(["iter", "prompts", "tasks kept", "dropped", "dropped because"], rows), ""]
 
     if records:
         out += ["## Sample tasks and votes", ""]
@@ -581,8 +517,8 @@ def build_markdown(run: dict, series: dict, figures: dict[str, str] | None, *, c
                 body.append([md(r.get("source") or "?"), md(r.get("gen_label") or "—"), md(kind), md(vote),
                              md(detail), cell(num(r.get("mean_reward"))), cell(bool(r.get("kept"))),
                              cell(bool(r.get("joined_pool"))), md(r.get("task") or "", TASK_CHARS)])
-            out += table(["source", "written as", "reason/type", "vote", "all votes", "reward", "trained", "pooled",
-                          "task"], body) + [""]
+            out += [markdown_table(["source", "written as", "reason/type", "vote", "all votes", "reward", "trained",
+                                    "pooled", "task"], body), ""]
 
     out += ["## Command", ""]
     cmd = command_line(cfg.get("argv"))
@@ -590,13 +526,13 @@ def build_markdown(run: dict, series: dict, figures: dict[str, str] | None, *, c
     if cfg:
         rows = [[f"`{k}`", md(json.dumps(cfg[k]))] for k in CONFIG_KEYS if k in cfg]
         out += ["Key configuration (all flags: [config.json](config.json)):", ""]
-        out += table(["flag", "value"], rows) + [""]
+        out += [markdown_table(["flag", "value"], rows), ""]
 
     if run["placement"]:
         out += ["## Placement", ""]
-        out += table(["group", "actors", "nodes"],
-                     [[md(g), str(len(ids or [])), md(", ".join(sorted({str(i)[:12] for i in ids or []})) or "—")]
-                      for g, ids in run["placement"].items()]) + [""]
+        rows = [[md(g), str(len(ids or [])), md(", ".join(sorted({str(i)[:12] for i in ids or []})) or "—")]
+                for g, ids in run["placement"].items()]
+        out += [markdown_table(["group", "actors", "nodes"], rows), ""]
 
     out += ["## Artifacts", ""]
     arts = ["- Metrics: [metrics.jsonl](metrics.jsonl); task records: [iterations/](iterations/)"]
@@ -637,7 +573,7 @@ def write_report(log_dir, *, ckpt_path=None, save_path=None, compare_json=None) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m openrlhf.knowrl.report",
+    p = argparse.ArgumentParser(prog="python -m openrlhf.analysis.run_report",
                                 description="Write report.md and plots for a KnowRL run's --log_dir.")
     p.add_argument("log_dir", help="the run's --log_dir (config.json, metrics.jsonl, iterations/)")
     p.add_argument("--compare", default=None, metavar="PATH",

@@ -1,4 +1,4 @@
-"""openrlhf/knowrl/report.py on synthetic run folders written in the formats the trainer leaves
+"""openrlhf/analysis/run_report.py on synthetic run folders written in the formats the trainer leaves
 (config.json, metrics.jsonl, iterations/iter_NNNN[_introspection].jsonl, placement.json): the
 markdown, the PNGs and their plotted series, the one-iteration case and the CLI."""
 
@@ -15,7 +15,7 @@ import matplotlib.image as mpimg  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from openrlhf.knowrl.report import FIGURES, command_line, vote_summary, write_report  # noqa: E402
+from openrlhf.analysis.run_report import FIGURES, command_line, vote_summary, write_report  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -208,11 +208,11 @@ def test_helpers():
 def test_cli(run3, tmp_path):
     cpath = tmp_path / "compare.json"
     cpath.write_text(json.dumps({"benchmarks": {}, "n_boot": 10, "diff": "B - A"}))
-    proc = subprocess.run([sys.executable, "-m", "openrlhf.knowrl.report", str(run3), "--compare", str(cpath)],
+    proc = subprocess.run([sys.executable, "-m", "openrlhf.analysis.run_report", str(run3), "--compare", str(cpath)],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == str(run3 / "report.md")
     assert "## Evaluation comparison" in (run3 / "report.md").read_text()
-    bad = subprocess.run([sys.executable, "-m", "openrlhf.knowrl.report", str(tmp_path / "missing")],
+    bad = subprocess.run([sys.executable, "-m", "openrlhf.analysis.run_report", str(tmp_path / "missing")],
                          cwd=REPO, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "not a folder" in bad.stderr
