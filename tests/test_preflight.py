@@ -86,7 +86,7 @@ def test_prompt_lengths_bound_every_prompt_the_loop_builds(tiny, tokenizer, temp
     assert measured["classification_shortest"] == min(classification)
     # the loop's own task-writing prompts, many random draws: all within the measured bounds
     trainer = KnowRLTrainer(cfg, tiny, tokenizer, seeds, templates, get_reward_func(cfg.reward_func), False)
-    built = [len(ids) for it in range(1, 25) for ids in trainer.introspection_requests(it, random.Random(it))[1]]
+    built = [len(ids) for it in range(1, 25) for ids in trainer.writer.requests(it, random.Random(it))[1]]
     assert measured["introspection_shortest"] <= min(built) <= max(built) <= measured["introspection_longest"]
     more = lengths(tokenizer, templates, seeds, few_shot_examples=2 * cfg.few_shot_examples)
     assert more["introspection_shortest"] > measured["introspection_shortest"]
@@ -204,7 +204,7 @@ def make_trainer(tiny, tokenizer, seeds, templates, *flags) -> KnowRLTrainer:
 def test_dropped_introspection_prompts_are_counted_and_warned_once(tiny, tokenizer, seeds, templates, capsys):
     roomy = make_trainer(tiny, tokenizer, seeds, templates, "--prompt_max_len", "100000",
                          "--introspection_prompts", "8")
-    sizes = {it: [len(ids) for ids in roomy.introspection_requests(it, random.Random(it))[1]] for it in (1, 2)}
+    sizes = {it: [len(ids) for ids in roomy.writer.requests(it, random.Random(it))[1]] for it in (1, 2)}
     limit = sorted(sizes[1])[len(sizes[1]) // 2]
     expected = {it: sum(n > limit for n in sizes[it]) for it in sizes}
     assert expected[1] > 0
@@ -214,12 +214,12 @@ def test_dropped_introspection_prompts_are_counted_and_warned_once(tiny, tokeniz
                            "--introspection_prompts", "8")
     for it in (1, 2):
         rng = random.Random(it)
-        targets, prompts = trainer.introspection_requests(it, rng)
+        targets, prompts = trainer.writer.requests(it, rng)
         assert len(prompts) == 8 - expected[it]
         # the engines' answers, as the loop parses them (no engine needed for this step)
         outputs = [[Generation(i, ids, [], " Write a limerick about a cat who learns to swim.", True)]
                    for i, ids in enumerate(prompts)]
-        tasks, log = trainer.introspection_tasks(targets, outputs, rng)
+        tasks, log = trainer.writer.tasks(targets, outputs, rng)
         metrics = iteration_metrics([], [], tasks, log, len(trainer.pool), trainer.cfg.introspection_prompts)
         assert metrics["knowrl/introspection_prompts_too_long"] == expected[it]
     out = capsys.readouterr().out

@@ -127,5 +127,24 @@ def test_early_stop_band_patience_and_score():
     assert "self-agreement above 0.95 for 2 checks" in stop.check(0.5, 0.99)
     stop = EarlyStop(patience=2)
     assert stop.check(0.5, 0.97) is None and stop.check(0.5, 0.90) is None and stop.check(0.5, 0.97) is None
-    assert "left the band" in EarlyStop().check(0.1, 0.5)
-    assert EarlyStop.score(0.5) == 1.0 and EarlyStop.score(0.0) == 0.0 and EarlyStop.score(None) == float("-inf")
+    # a model that starts at 0.04 (0.16 below the band) is not stopped for staying there ...
+    stop = EarlyStop(patience=2)
+    stop.start(0.04)
+    assert stop.check(0.05, 0.5) is None and stop.check(0.03, 0.5) is None   # within the 0.02 tolerance
+    # ... but is when it drifts farther away for `patience` checks in a row
+    assert stop.check(0.01, 0.5) is None
+    assert "farther from it than at the start for 2 checks" in stop.check(0.0, 0.5)
+    # back towards the band resets the count
+    stop = EarlyStop(patience=2)
+    stop.start(0.5)
+    assert stop.check(0.1, 0.5) is None and stop.check(0.3, 0.5) is None and stop.check(0.1, 0.5) is None
+    assert stop.check(0.9, 0.5) is not None
+    restored = EarlyStop(patience=2)
+    restored.load_state_dict(stop.state_dict())
+    assert restored.state_dict() == stop.state_dict()
+
+
+def test_checkpoint_score_is_closeness_to_the_band_middle():
+    stop = EarlyStop(band=(0.2, 0.8))
+    assert stop.score(0.5) == pytest.approx(1.0) and stop.score(0.2) == pytest.approx(0.0)
+    assert stop.score(0.0) < stop.score(0.1) < stop.score(0.4) and stop.score(None) == float("-inf")

@@ -140,7 +140,7 @@ def test_training_drops_and_logs_the_cut_task(trainer):
     targets = [("feasible", None), ("infeasible", "missing_context")]
     outputs = [[Generation(0, [], [], f" {LIMERICK}\nTask: {CHESS_CUT}", False)],
                [Generation(1, [], [], f" {CHESS}", True)]]
-    tasks, log = trainer.introspection_tasks(targets, outputs, random.Random(0))
+    tasks, log = trainer.writer.tasks(targets, outputs, random.Random(0))
     assert sorted(t.text for t in tasks) == sorted([LIMERICK, CHESS])
     assert log[0]["finished"] is False and log[0]["kept"] == [LIMERICK]
     assert log[0]["dropped"] == [{"task": CHESS_CUT, "why": "truncated"}]

@@ -40,10 +40,12 @@ _CORPUS = [
 
 
 def build_tiny_model(out_dir: str | os.PathLike, *, vocab_size: int = 1000, num_layers: int = 1,
-                     seed: int = 0, num_heads: int = 1) -> str:
+                     seed: int = 0, num_heads: int = 1, label_answers: bool = False) -> str:
     """Write a tiny random Llama model with its tokenizer into ``out_dir``; return the path.
     `num_heads` attention heads of width 64 (2 lets vLLM split the model over 2 tensor-parallel
-    workers); one key/value head, which vLLM replicates.
+    workers); one key/value head, which vLLM replicates. `label_answers`: a few hundred steps of
+    training (seconds) teach it to continue "Label:" with " feasible" or " infeasible" about
+    equally often, so classification answers parse and consensus rewards are not all 0.
 
     Reuses the folder when it already holds a model built by this function.
     """
@@ -80,11 +82,38 @@ def build_tiny_model(out_dir: str | os.PathLike, *, vocab_size: int = 1000, num_
     model = LlamaForCausalLM(config).to(torch.float32)
     model.generation_config.eos_token_id = hf_tok.eos_token_id
     model.generation_config.pad_token_id = hf_tok.pad_token_id
+    if label_answers:
+        _teach_labels(model, hf_tok, seed)
     model.save_pretrained(out)
     hf_tok.save_pretrained(out)
     marker.write_text(json.dumps({"built_by": "tests/tiny_model.py", "seed": seed, "vocab_size": len(hf_tok),
-                                  "num_layers": num_layers}) + "\n")
+                                  "num_layers": num_layers, "label_answers": label_answers}) + "\n")
     return str(out)
+
+
+def _teach_labels(model, tokenizer, seed: int, steps: int = 400) -> None:
+    """Train `model` in place on chat-formatted answers "Label: feasible|infeasible" (drawn at
+    random) and "Task: <sentence>\nTask: <sentence>", so that it answers the classification
+    prefill with either label and the task-writing prefill with task-like lines."""
+    import random
+
+    import torch
+
+    rng = random.Random(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(steps):
+        texts = [tokenizer.apply_chat_template(
+            [{"role": "user", "content": " ".join(rng.sample(_CORPUS, 3))}], tokenize=False, add_generation_prompt=True)
+            + (f"Label: {rng.choice(['feasible', 'infeasible'])}<|im_end|>" if j % 2 else
+               "Task: " + "\nTask: ".join(rng.sample(_CORPUS, 2)) + "<|im_end|>") for j in range(8)]
+        batch = tokenizer(texts, return_tensors="pt", padding=True)
+        labels = batch.input_ids.masked_fill(batch.attention_mask == 0, -100)
+        loss = model(**batch, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval()
 
 
 if __name__ == "__main__":  # pragma: no cover - manual use: python tests/tiny_model.py DIR

@@ -40,6 +40,7 @@ GROUP_TITLES = {
     "model": "model and checkpoints",
     "rollout": "rollout (vLLM engines)",
     "knowrl": "KnowRL method",
+    "consensus": "consensus targets, filter, balance and early stopping (against the collapse to one label)",
     "training": "training (DeepSpeed policy update)",
     "ray": "Ray",
     "logging": "logging",

@@ -214,12 +214,12 @@ def resume_check(cfg, model_path: str) -> tuple[str | None, list[str]]:
 
 
 # ---------------------------------------------------------------------- saving and resuming a run
-def save_checkpoint(policy, cfg, model_path: str, iteration: int, train_seconds: float, pool_state: dict) -> str:
+def save_checkpoint(policy, cfg, model_path: str, iteration: int, train_seconds: float, loop_state: dict) -> str:
     """Save the end of `iteration` as `cfg.ckpt_path/iter_NNNN/` and return that folder.
 
     `policy` (a ModelGroup) writes its DeepSpeed state first; then the loop state (iteration,
-    `train_seconds` of iterations so far, the task pool's `pool_state`, the resume settings and
-    the config) is written, fsynced, as the state file that marks the save complete. Older
+    `train_seconds` of iterations so far, `loop_state`: the task pool's state under "pool" and any
+    other JSON-typed state of the loop, the resume settings and the config) is written, fsynced, as the state file that marks the save complete. Older
     complete checkpoints rotate out (--max_ckpt_num); this one never does."""
     tag = checkpoint_tag(iteration)
     folder = os.path.join(cfg.ckpt_path, tag)
@@ -227,7 +227,7 @@ def save_checkpoint(policy, cfg, model_path: str, iteration: int, train_seconds:
     # old state file to a save that is then interrupted.
     shutil.rmtree(folder, ignore_errors=True)
     policy.call_all("save_checkpoint", cfg.ckpt_path, tag)
-    write_state(folder, {"iteration": iteration, "train_seconds": train_seconds, "pool": pool_state,
+    write_state(folder, {"iteration": iteration, "train_seconds": train_seconds, **loop_state,
                          "settings": resume_settings(cfg, model_path), "config": cfg.public_dict()})
     rotate_checkpoints(cfg.ckpt_path, cfg.max_ckpt_num, current=tag)
     print(f"[knowrl] checkpoint {folder}", flush=True)

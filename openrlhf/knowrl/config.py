@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 
 from openrlhf.algorithms.advantages import ADVANTAGE_ESTIMATORS
 from openrlhf.algorithms.losses import KL_ESTIMATORS
+from openrlhf.knowrl.pseudo_labels import CLASS_BALANCE, GROUP_FILTERS, PSEUDO_LABELS
 
 
 class ConfigError(ValueError):
@@ -34,7 +35,7 @@ AT_LEAST_ONE = ("rollout_batch_size", "micro_rollout_batch_size", "n_samples_per
                 "train_batch_size", "max_epochs", "num_iterations", "introspection_prompts",
                 "tasks_per_introspection", "vllm_num_engines", "vllm_tensor_parallel_size", "actor_num_nodes",
                 "actor_num_gpus_per_node", "ref_num_nodes", "ref_num_gpus_per_node", "prompt_max_len",
-                "generate_max_len", "introspection_max_len", "max_ckpt_num")
+                "generate_max_len", "introspection_max_len", "max_ckpt_num", "monitor_tasks", "patience")
 
 
 def opt(default, help: str, group: str, **extra):
@@ -127,6 +128,41 @@ class KnowRLConfig:
     max_task_chars: int = opt(300, "longest generated task kept", "knowrl")
     rouge_threshold: float = opt(0.7, "drop a generated task whose ROUGE-L F against seeds/pool/batch exceeds this",
                                  "knowrl")
+
+    # --- consensus targets (against the collapse to one label; the defaults are the published method) ---
+    pseudo_label: str = opt("majority", "the target label of a group under --reward_func consensus: majority (the "
+                            "group's majority), aligned (the group's smoothed feasible share corrected by a running "
+                            "estimate of the model's feasible rate towards --target_prior), median (the tasks of a "
+                            "batch above its median feasible share are feasible)", "consensus",
+                            choices=list(PSEUDO_LABELS))
+    prior_momentum: float = opt(0.9, "momentum of the running feasible-rate estimate of --pseudo_label aligned",
+                                "consensus")
+    target_prior: float = opt(0.5, "feasible rate --pseudo_label aligned corrects the model's rate towards",
+                              "consensus")
+    group_filter: str = opt("band", "which groups train: band (mean reward within [--min_group_reward, "
+                            "--max_group_reward]) or nondegenerate (rewards not all equal)", "consensus",
+                            choices=list(GROUP_FILTERS))
+    class_balance: str = opt("none", "groups: every update trains equally many kept groups per target label (the "
+                             "surplus waits for the next iteration; none of one label: the update is skipped and "
+                             "logged as starved)", "consensus", choices=list(CLASS_BALANCE))
+    intent_weight: float = opt(0.0, "w in reward = (1-w)*[agrees with the target] + w*[agrees with the label the "
+                               "task was written for]; > 0 also balances the written-for labels of a batch and "
+                               "admits a task to the pool only when its target equals that label", "consensus")
+    permute_targets: bool = opt(False, "placebo control: shuffle the targets across the tasks of each batch after "
+                                "they are set (same label balance, no information about which task is which); "
+                                "for experiments only", "consensus")
+    early_stop: bool = opt(False, "classify a fixed set of held-out self-written tasks after every iteration; stop "
+                           "(with a checkpoint) when their predicted-feasible rate drifts away from "
+                           "--feasible_rate_band or self-agreement stays above --max_self_agreement, for "
+                           "--patience checks in a row; --save_path gets the iteration closest to the band's "
+                           "middle", "consensus")
+    monitor_tasks: int = opt(32, "held-out self-written tasks for --early_stop, written by the starting model",
+                             "consensus")
+    feasible_rate_band: str = opt("0.2,0.8", "LOW,HIGH: the predicted-feasible rate --early_stop keeps to",
+                                  "consensus")
+    max_self_agreement: float = opt(0.95, "--early_stop: mean self-agreement above this counts towards a stop",
+                                    "consensus")
+    patience: int = opt(3, "--early_stop: checks in a row a stop condition must hold", "consensus")
 
     # --- training ---
     advantage_estimator: str = opt("reinforce", "advantage estimator", "training",
@@ -225,6 +261,20 @@ class KnowRLConfig:
         if self.adam_offload:
             need(self.zero_stage >= 1, "--adam_offload needs --zero_stage 1, 2 or 3 (DeepSpeed offloads sharded "
                                        "optimizer states only)")
+        low, high = self.feasible_rate_bounds
+        need(0.0 <= low < high <= 1.0, f"--feasible_rate_band {self.feasible_rate_band!r}: give LOW,HIGH with "
+                                       f"0 <= LOW < HIGH <= 1, e.g. 0.2,0.8")
+        need(0.0 <= self.prior_momentum < 1.0, f"--prior_momentum {self.prior_momentum} must be in [0, 1)")
+        need(0.0 < self.target_prior < 1.0, f"--target_prior {self.target_prior} must lie strictly between 0 and 1")
+        need(0.0 <= self.intent_weight <= 1.0, f"--intent_weight {self.intent_weight} must be in [0, 1] (0: off)")
+        need(0.0 < self.max_self_agreement <= 1.0, f"--max_self_agreement {self.max_self_agreement} must be in (0, 1]")
+        if self.pseudo_label != "majority" or self.intent_weight > 0 or self.permute_targets:
+            # the target label replaces the consensus reward's majority; other rewards have no target
+            need(self.reward_func == "consensus",
+                 f"--pseudo_label {self.pseudo_label} / --intent_weight {self.intent_weight:g} / --permute_targets "
+                 f"define the target "
+                 f"of --reward_func consensus, not of {self.reward_func}: use --reward_func consensus, or "
+                 f"--pseudo_label majority --intent_weight 0")
         # the value is never echoed: it may be a key, and the line lands in logs
         need(self.use_wandb in WANDB_SPELLINGS,
              "--use_wandb takes 'online' or 'offline', not an API key: a key on the command line ends up in "
@@ -240,6 +290,22 @@ class KnowRLConfig:
         """Every field, for config files, checkpoints and loggers (no secrets: an API key is
         refused by `check`, it comes from WANDB_API_KEY)."""
         return asdict(self)
+
+    @property
+    def feasible_rate_bounds(self) -> tuple[float, float]:
+        """--feasible_rate_band as (low, high); (nan, nan) when it is not two numbers (check() refuses it)."""
+        try:
+            low, high = (float(x) for x in self.feasible_rate_band.split(","))
+        except ValueError:
+            return float("nan"), float("nan")
+        return low, high
+
+    @property
+    def target_rewards(self) -> bool:
+        """The reward is computed against a pseudo-label other than today's majority (or with an
+        intent term): `pseudo_labels.target_rewards`, not the --reward_func function."""
+        return self.reward_func == "consensus" and (self.pseudo_label != "majority" or self.intent_weight > 0
+                                                    or self.permute_targets)
 
     @property
     def actor_world_size(self) -> int:

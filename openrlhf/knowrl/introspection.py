@@ -72,12 +72,14 @@ def read_task_answer(output, label: str, reason: str | None, prefix: str, existi
 
 
 def tasks_for_iteration(targets: list[tuple[str, str | None]], outputs: list, rng: random.Random,
-                        known: list[SeedTask], cfg) -> tuple[list[Task], list[dict]]:
+                        known: list[SeedTask], cfg, held_out: bool = False) -> tuple[list[Task], list[dict]]:
     """An iteration's tasks from its task-writing answers: `outputs[i][0]` answers `targets[i]`.
 
     Every answer's tasks are read against `known` (seeds and pool) and the tasks kept so far;
     they are shuffled with `rng` and cut to --rollout_batch_size; with --fill_from_seeds, too few
-    are topped up with a sample of `known` not already there. Returns (tasks, one log record per
+    are topped up with a sample of `known` not already there. With --intent_weight > 0 both
+    written-for labels come in equal numbers. `held_out`: --early_stop's held-out set instead,
+    --monitor_tasks generated tasks, both labels equally, never topped up. Returns (tasks, one log record per
     answer, see `read_task_answer`). `cfg`: the run's KnowRLConfig."""
     existing = [s.task for s in known]
     tasks: list[Task] = []
@@ -90,10 +92,33 @@ def tasks_for_iteration(targets: list[tuple[str, str | None]], outputs: list, rn
         tasks += [Task(t, label, kind, reason, "generated") for t in kept]
         log.append(record)
     rng.shuffle(tasks)
-    tasks = tasks[:cfg.rollout_batch_size]
-    if cfg.fill_from_seeds and len(tasks) < cfg.rollout_batch_size:
+    # --intent_weight rewards agreeing with the written-for label: both labels in equal numbers
+    count = cfg.monitor_tasks if held_out else cfg.rollout_batch_size
+    quota = label_quota(count) if cfg.intent_weight > 0 or held_out else None
+    tasks = take(tasks, count, quota)
+    if cfg.fill_from_seeds and not held_out and len(tasks) < count:
         used = {t.text for t in tasks}
-        spare = [s for s in known if s.task not in used]
-        for s in rng.sample(spare, min(len(spare), cfg.rollout_batch_size - len(tasks))):
-            tasks.append(Task(s.task, s.label, s.type, s.reason, s.source))
+        spare = [Task(s.task, s.label, s.type, s.reason, s.source) for s in known if s.task not in used]
+        rng.shuffle(spare)
+        if quota is not None:
+            quota = {label: quota[label] - sum(t.gen_label == label for t in tasks) for label in LABELS}
+        tasks += take(spare, count - len(tasks), quota)
     return tasks, log
+
+
+def label_quota(count: int) -> dict[str, int]:
+    """`count` split over the two labels, the odd one to the first."""
+    return {label: count // 2 + (j < count % 2) for j, label in enumerate(LABELS)}
+
+
+def take(tasks: list[Task], count: int, quota: dict[str, int] | None) -> list[Task]:
+    """The first `count` tasks, with at most `quota[label]` of each written-for label when given."""
+    if quota is None:
+        return tasks[:count]
+    taken = {label: 0 for label in LABELS}
+    out = []
+    for t in tasks:
+        if len(out) < count and taken.get(t.gen_label, 0) < quota.get(t.gen_label, 0):
+            taken[t.gen_label] += 1
+            out.append(t)
+    return out

@@ -5,6 +5,7 @@
         2. classification  each task gets n answers to "is this feasible for you?"
         3. reward          the group's answers are scored together (consensus by default)
         4. filter          groups whose mean reward lies outside the band carry little signal
+                       (targets, filter and label balance: consensus.py, --pseudo_label ...)
         5. pool            generated tasks with high agreement become few-shot examples
         6. experience      old and reference log-probs, KL, advantages (Reinforce++ by default)
         7. update          PPO-clip steps on the policy (DeepSpeed, one Ray actor per rank)
@@ -15,7 +16,8 @@ With --overlap_introspection, step 1 of the next iteration starts on the engines
 and runs while steps 6-7 run on the policy: its tasks are written one update behind.
 
 Around the method: the engines (restarts, reseeding, weight sync) are `rollout/engine_pool.py`;
-starting the actors `actors.py`; task-writing requests and answers `introspection.py`; prompt
+starting the actors `actors.py`; writing tasks on the engines `task_writer.py` (requests and
+answers `introspection.py`); targets, filter and label balance `consensus.py`; prompt
 lengths `prompt_budget.py`; spreading a batch over ranks `rank_batches.py`; files and metrics
 `records.py`; saving and resuming `checkpoint.py`.
 """
@@ -24,7 +26,6 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass
 
 import torch
 
@@ -33,40 +34,28 @@ from openrlhf.analysis.run_report import write_report
 from openrlhf.knowrl.actors import launch_actors, record_placement
 from openrlhf.knowrl.checkpoint import load_checkpoint, resume_advice, save_checkpoint
 from openrlhf.knowrl.config import KnowRLConfig
-from openrlhf.knowrl.introspection import Task, introspection_targets, pick_examples, tasks_for_iteration
+from openrlhf.knowrl.consensus import ConsensusTargets
+from openrlhf.knowrl.held_out import HeldOutMonitor
+from openrlhf.knowrl.introspection import Task
 from openrlhf.knowrl.pool import TaskPool
 from openrlhf.knowrl.prompt_budget import PromptBudget
 from openrlhf.knowrl.prompts import (
     PromptTemplates,
     SeedTask,
     build_classification_prompt,
-    build_introspection_prompt,
     chat_prompt,
     parse_answer,
 )
 from openrlhf.knowrl.rank_batches import epoch_order, score_logprobs, train_step_batches
 from openrlhf.knowrl.records import TaskGroup, iteration_metrics, progress_line, train_metrics, write_records
 from openrlhf.knowrl.reward import RewardFunctionError, RewardGroup, agreement, compute_rewards, majority_label
+from openrlhf.knowrl.task_writer import TaskWriter
 from openrlhf.rollout.engine_pool import EnginePool, EngineRestartsExhausted
-from openrlhf.rollout.vllm_engine import PendingGeneration
 from openrlhf.trainer.actor_group import ModelGroup
 from openrlhf.trainer.experience import Experience, build_experience
 from openrlhf.trainer.placement import PlacementPlan
-from openrlhf.utils.errors import EngineDied
+from openrlhf.utils.jsonl import write_jsonl_atomic
 from openrlhf.utils.tracking import MetricsLogger, PhaseTimer, RunProgress
-
-
-@dataclass
-class NextIntrospection:
-    """The next iteration's task-writing, started on the engines before this iteration's update
-    (--overlap_introspection). `rng` is that iteration's generator, carried over to it; `result`
-    is (tasks, log) once the answers are read."""
-
-    iteration: int
-    rng: random.Random
-    targets: list[tuple[str, str | None]]
-    generation: PendingGeneration
-    result: tuple[list[Task], list[dict]] | None = None
 
 
 class EnginesLostAfterUpdate(RuntimeError):
@@ -98,6 +87,8 @@ class KnowRLTrainer:
         self.concurrent_scoring = use_gpu
         self.plan = plan
         self.pool = TaskPool(cfg.pool_max_size, cfg.pool_agreement_threshold)
+        self.consensus = ConsensusTargets(cfg)      # targets, filter, label balance (and their state)
+        self.held_out = HeldOutMonitor(cfg)         # --early_stop's held-out tasks and stop rule
         self.advantage_fn = get_advantage_estimator(cfg.advantage_estimator)
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.engines: EnginePool | None = None
@@ -105,10 +96,8 @@ class KnowRLTrainer:
         self.reference: ModelGroup | None = None
         self.logger: MetricsLogger | None = None
         self.progress: RunProgress | None = None
-        self.next_introspection: NextIntrospection | None = None
         self.prompts = PromptBudget(tokenizer, cfg.prompt_max_len)   # token ids, --prompt_max_len drops
-        self.writing_sampling = {"temperature": cfg.introspection_temperature, "top_p": 1.0,
-                                 "max_tokens": cfg.introspection_max_len}   # vLLM sampling of task writing
+        self.writer = TaskWriter(cfg, tokenizer, templates, seeds, self.pool, self.prompts)   # step 1
         self.train_seconds = 0.0          # time spent in iterations, resumed ones included
         self.last_checkpoint = 0          # the iteration of the newest checkpoint this run saved or resumed
 
@@ -119,6 +108,7 @@ class KnowRLTrainer:
         cfg = self.cfg
         t0 = time.perf_counter()
         self.engines, self.policy, self.reference = launch_actors(cfg, self.model_path, self.use_gpu, self.plan)
+        self.writer.engines = self.engines
         record_placement(cfg.log_dir, {"policy": self.policy.actors, "reference": self.reference.actors
                                        if self.reference else [], "vllm": self.engines.actors}, cfg.actor_timeout)
         print(f"[knowrl] {len(self.engines)} vLLM engine(s), {cfg.actor_world_size} policy rank(s), "
@@ -140,9 +130,12 @@ class KnowRLTrainer:
         cfg = self.cfg
         history = []
         done = self.resume() if cfg.load_checkpoint else 0
+        if cfg.early_stop and not self.held_out.tasks:
+            self.start_held_out()
         self.progress = RunProgress(cfg.num_iterations, done)
         iteration = done + 1
-        while iteration <= cfg.num_iterations and not self.out_of_time():
+        stop_reason = None
+        while iteration <= cfg.num_iterations and not self.out_of_time() and stop_reason is None:
             start = time.perf_counter()
             try:
                 history.append(self.run_iteration(iteration))
@@ -154,7 +147,9 @@ class KnowRLTrainer:
                 raise RuntimeError(f"{exc}; the last complete iteration is checkpointed: "
                                    f"resume with --load_checkpoint") from exc
             self.train_seconds += time.perf_counter() - start
-            if iteration == cfg.num_iterations or self.out_of_time() or (
+            if cfg.early_stop:
+                stop_reason = self.early_stop_check(iteration, history[-1])
+            if iteration == cfg.num_iterations or self.out_of_time() or stop_reason is not None or (
                     cfg.save_steps > 0 and iteration % cfg.save_steps == 0):
                 self.save_checkpoint(iteration)
             if self.out_of_time() and iteration < cfg.num_iterations:
@@ -162,8 +157,14 @@ class KnowRLTrainer:
                       f"{iteration} ({self.train_seconds / 60:.1f} min of iterations)", flush=True)
             iteration += 1
         self.progress.close()
-        self.policy.call_all("save_hf", cfg.save_path, self.model_path)
-        print(f"[knowrl] trained model saved to {cfg.save_path}", flush=True)
+        if stop_reason is not None:
+            print(f"[knowrl] --early_stop after iteration {iteration - 1}: {stop_reason}", flush=True)
+        if cfg.early_stop:
+            print(f"[knowrl] {cfg.save_path} holds iteration {self.held_out.best_iteration}, the closest to the "
+                  f"middle of --feasible_rate_band on the held-out tasks", flush=True)
+        else:
+            self.policy.call_all("save_hf", cfg.save_path, self.model_path)
+            print(f"[knowrl] trained model saved to {cfg.save_path}", flush=True)
         self.logger.close()
         report = write_report(cfg.log_dir, ckpt_path=cfg.ckpt_path, save_path=cfg.save_path)
         print(f"[knowrl] run report: {report}", flush=True)
@@ -178,45 +179,42 @@ class KnowRLTrainer:
         timer = PhaseTimer(on_phase=self.progress.phase)
         start = time.perf_counter()
 
-        ahead, self.next_introspection = self.next_introspection, None
         with timer("introspection"):
-            if ahead is not None and ahead.iteration == iteration and ahead.result is not None:
-                rng = ahead.rng
-                tasks, introspection_log = ahead.result
+            ahead = self.writer.take_ahead(iteration)
+            if ahead is not None:
+                rng, tasks, introspection_log = ahead
             else:
-                ahead = None
                 rng = self.iteration_rng(iteration)
-                self.engines.reseed(iteration)
-                targets, prompts = self.introspection_requests(iteration, rng)
-                outputs = self.engines.generate(prompts, self.writing_sampling, 1, iteration)
-                tasks, introspection_log = self.introspection_tasks(targets, outputs, rng)
+                tasks, introspection_log = self.writer.write(iteration, rng)
         with timer("classification"):
             groups = self.classify(tasks, iteration)
         with timer("reward"):
+            self.consensus.assign(groups, iteration)
             for group in groups:
                 self.score(group, iteration)
-        kept = [g for g in groups if cfg.min_group_reward <= g.mean_reward <= cfg.max_group_reward]
-        for g in kept:
-            g.kept = True
+        for g in groups:
+            g.kept = self.consensus.keep(g)
+        kept = [g for g in groups if g.kept]
+        trained = self.consensus.select(kept)   # kept, or label-balanced with groups that waited
         # the pool depends on the answers only, so it grows before the next tasks are written
         for g in groups:
             if g.task.source == "generated":
-                g.joined_pool = self.pool.offer(g.task.text, g.majority, g.agreement, iteration,
+                g.joined_pool = self.pool.offer(g.task.text, *self.consensus.pool_label(g), iteration,
                                                 g.task.type, g.task.reason)
         if cfg.overlap_introspection and iteration < cfg.num_iterations:
-            self.next_introspection = self.start_introspection(iteration + 1)
+            self.writer.start_ahead(iteration + 1, self.iteration_rng(iteration + 1))
 
         train_stats: dict = {}
-        if kept:
+        if trained:
             with timer("experience"):
-                experience = self.make_experience(kept)
+                experience = self.make_experience(trained)
             with timer("update"):
                 train_stats = self.update(experience, rng)
-        if self.next_introspection is not None:
+        if self.writer.ahead is not None:
             with timer("introspection_wait"):
-                self.finish_introspection(self.next_introspection)
+                self.writer.finish_ahead()
         engines_lost = None
-        if kept:
+        if trained:
             with timer("weight_sync"):
                 try:
                     self.engines.sync_weights(iteration)
@@ -227,6 +225,10 @@ class KnowRLTrainer:
             write_records(self.cfg, iteration, groups, introspection_log)
         metrics = iteration_metrics(groups, kept, tasks, introspection_log, len(self.pool), cfg.introspection_prompts)
         metrics.update(train_stats)
+        metrics.update(self.consensus.monitors(groups, trained))
+        if cfg.early_stop and engines_lost is None:
+            with timer("held_out"):
+                metrics.update(self.held_out.measure(self.classify(self.held_out.tasks, iteration)))
         metrics["knowrl/introspection_ahead"] = float(ahead is not None)
         metrics.update({f"timing/{k}": v for k, v in timer.seconds.items()})
         metrics["timing/iteration"] = time.perf_counter() - start
@@ -245,44 +247,6 @@ class KnowRLTrainer:
         """The iteration's own generator (task targets, examples, shuffles): a function of
         (--seed, iteration), so a resumed run draws what the uninterrupted run drew."""
         return random.Random(self.cfg.seed * 100_003 + iteration)
-
-    # ------------------------------------------------------------------ 1. introspection
-    def introspection_requests(self, iteration: int, rng: random.Random
-                               ) -> tuple[list[tuple[str, str | None]], list[list[int]]]:
-        """The (label, reason) each task-writing prompt asks for, and the prompts' token ids;
-        prompts over --prompt_max_len are left out (with their targets)."""
-        cfg = self.cfg
-        targets = introspection_targets(cfg.introspection_prompts, iteration, rng)
-        per_label = max(1, cfg.few_shot_examples // 2)
-        encoded = [self.prompts.encode(chat_prompt(self.tokenizer, build_introspection_prompt(
-            self.templates, pick_examples(self.seeds + self.pool.as_seeds(), per_label, rng), label, reason,
-            cfg.tasks_per_introspection), cfg.introspection_prefix)) for label, reason in targets]
-        fits = self.prompts.fitting("introspection", encoded, iteration)
-        return ([t for t, ok in zip(targets, fits) if ok], [ids for ids, ok in zip(encoded, fits) if ok])
-
-    def introspection_tasks(self, targets: list[tuple[str, str | None]], outputs: list,
-                            rng: random.Random) -> tuple[list[Task], list[dict]]:
-        """The iteration's tasks and one log record per answer (`introspection.tasks_for_iteration`)."""
-        return tasks_for_iteration(targets, outputs, rng, self.seeds + self.pool.as_seeds(), self.cfg)
-
-    def start_introspection(self, iteration: int) -> NextIntrospection:
-        """Send iteration `iteration`'s task-writing requests to the engines and return at once:
-        the engines write while the policy updates, with the weights from before that update."""
-        rng = self.iteration_rng(iteration)
-        self.engines.reseed(iteration)
-        targets, prompts = self.introspection_requests(iteration, rng)
-        generation = self.engines.submit(prompts, self.writing_sampling, 1)
-        return NextIntrospection(iteration, rng, targets, generation)
-
-    def finish_introspection(self, ahead: NextIntrospection) -> None:
-        """Wait for the tasks started by `start_introspection`. If an engine died meanwhile, the
-        tasks are dropped: the next iteration writes its own after the weight sync restarts it."""
-        try:
-            outputs = self.engines.collect(ahead.generation)
-        except EngineDied as exc:
-            print(f"[knowrl] {exc}: iteration {ahead.iteration} will write its tasks itself", flush=True)
-            return
-        ahead.result = self.introspection_tasks(ahead.targets, outputs, ahead.rng)
 
     # ------------------------------------------------------------------ 2. classification
     def classify(self, tasks: list[Task], iteration: int) -> list[TaskGroup]:
@@ -304,12 +268,16 @@ class KnowRLTrainer:
 
     # ------------------------------------------------------------------ 3. reward
     def score(self, group: TaskGroup, iteration: int) -> None:
-        """Rewards, majority and agreement of one group. Raises ``RewardFunctionError`` naming
+        """Rewards (against `group.target` when --pseudo_label/--intent_weight ask for it, from
+        --reward_func otherwise), majority and agreement of one group. Raises ``RewardFunctionError`` naming
         --reward_func, the iteration and the task when the reward function fails."""
-        reward_group = RewardGroup(task=group.task.text, gen_label=group.task.gen_label, labels=group.labels,
-                                   texts=[s.text for s in group.samples])
-        group.rewards = compute_rewards(self.reward_fn, reward_group, source=self.cfg.reward_func,
-                                        iteration=iteration)
+        if self.cfg.target_rewards:
+            group.rewards = self.consensus.rewards(group)
+        else:
+            reward_group = RewardGroup(task=group.task.text, gen_label=group.task.gen_label, labels=group.labels,
+                                       texts=[s.text for s in group.samples])
+            group.rewards = compute_rewards(self.reward_fn, reward_group, source=self.cfg.reward_func,
+                                            iteration=iteration)
         group.majority, _ = majority_label(group.labels)
         group.agreement = agreement(group.labels)
 
@@ -370,11 +338,37 @@ class KnowRLTrainer:
                 step_stats.append({key: sum(r[key] for r in per_rank) / world for key in per_rank[0]})
         return train_metrics(step_stats, exp)
 
+    # ------------------------------------------------------------------ --early_stop
+    def start_held_out(self) -> None:
+        """The starting model writes the held-out tasks (log_dir/held_out_tasks.jsonl; prompts
+        for twice --monitor_tasks, as some tasks are dropped) and classifies them once: the
+        reference of the stop rule."""
+        cfg = self.cfg
+        prompts = -(-2 * cfg.monitor_tasks // cfg.tasks_per_introspection)
+        tasks, _ = self.writer.write(0, self.iteration_rng(0), prompts, held_out=True)
+        measures = self.held_out.start(tasks, self.classify(tasks, 0))
+        write_jsonl_atomic(f"{cfg.log_dir}/held_out_tasks.jsonl", (vars(t) for t in tasks))
+        print(f"[knowrl] --early_stop: {len(tasks)} held-out tasks written by the starting model; "
+              + ", ".join(f"{k.split('/')[1]} {v:.3f}" for k, v in measures.items()), flush=True)
+
+    def early_stop_check(self, iteration: int, metrics: dict) -> str | None:
+        """Apply the stop rule to this iteration's held-out measures; export the model to
+        --save_path when it is the best so far. Returns the reason to stop, or None."""
+        reason, improved = self.held_out.check(iteration, metrics)
+        if improved:
+            self.policy.call_all("save_hf", self.cfg.save_path, self.model_path)
+        return reason
+
     # ------------------------------------------------------------------ 9. checkpoints
     def save_checkpoint(self, iteration: int) -> None:
         """Checkpoint the end of `iteration` (policy, pool, iteration time; `checkpoint.save_checkpoint`)."""
-        save_checkpoint(self.policy, self.cfg, self.model_path, iteration, self.train_seconds, self.pool.state_dict())
+        save_checkpoint(self.policy, self.cfg, self.model_path, iteration, self.train_seconds,
+                        {name: part.state_dict() for name, part in self.resumable().items()})
         self.last_checkpoint = iteration
+
+    def resumable(self) -> dict:
+        """The loop's parts whose state a checkpoint holds (each has state_dict/load_state_dict)."""
+        return {"pool": self.pool, "consensus": self.consensus, "held_out": self.held_out}
 
     def save_before_update(self, iteration: int, exc: Exception) -> str:
         """`exc` (a reward or engine failure) came before `iteration`'s update, so the policy and
@@ -394,7 +388,9 @@ class KnowRLTrainer:
             self.logger.drop_after(0)
             return 0
         folder, state = loaded
-        self.pool.load_state_dict(state["pool"])
+        for name, part in self.resumable().items():
+            if name in state:    # checkpoints from before --pseudo_label hold the pool only
+                part.load_state_dict(state[name])
         self.train_seconds = float(state.get("train_seconds", 0.0))
         self.last_checkpoint = state["iteration"]
         self.logger.drop_after(state["iteration"])

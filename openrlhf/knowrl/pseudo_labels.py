@@ -231,32 +231,62 @@ def collapse_monitors(batch: Sequence[Labels], targets: Sequence[str | None], ke
     }
 
 
+def distance_to_band(rate: float, band: tuple[float, float]) -> float:
+    """How far `rate` lies outside [low, high] (0 inside)."""
+    return max(band[0] - rate, rate - band[1], 0.0)
+
+
 @dataclass
 class EarlyStop:
-    """``--early_stop``: stop when the predicted-feasible rate on the held-out self-written tasks
-    leaves ``band`` (default [0.2, 0.8]), or when self-agreement stays above ``max_agreement``
-    for ``patience`` checks in a row. ``check`` returns the reason to stop, or None."""
+    """``--early_stop`` on the held-out self-written tasks, checked once per iteration.
+
+    A run must not stop merely because the starting model is biased (SmolLM2-135M says
+    "feasible" to ~4 % of tasks, outside the default band), so the band rule compares with the
+    start: a check counts when the predicted-feasible rate lies outside ``band`` *and* farther
+    from it than at the start (``start(rate)``, the check before any update) by more than
+    ``tolerance``. A check also counts when mean self-agreement exceeds ``max_agreement``.
+    ``check`` returns the reason to stop once either condition has held for ``patience`` checks
+    in a row, else None. ``score`` ranks checkpoints: closeness of the rate to the band's middle."""
 
     band: tuple[float, float] = (0.2, 0.8)
     max_agreement: float = 0.95
     patience: int = 3
+    tolerance: float = 0.02
+    start_distance: float = 0.0
+    drift_checks: int = 0
     high_agreement_checks: int = 0
 
+    def start(self, feasible_rate: float | None) -> None:
+        """Record the starting model's rate (None: unknown, treated as inside the band)."""
+        self.start_distance = 0.0 if feasible_rate is None else distance_to_band(feasible_rate, self.band)
+
     def check(self, feasible_rate: float | None, self_agreement: float | None) -> str | None:
-        if feasible_rate is not None and not self.band[0] <= feasible_rate <= self.band[1]:
-            return (f"predicted-feasible rate {feasible_rate:.2f} left the band "
-                    f"[{self.band[0]:.2f}, {self.band[1]:.2f}]")
-        if self_agreement is not None and self_agreement > self.max_agreement:
-            self.high_agreement_checks += 1
-        else:
-            self.high_agreement_checks = 0
+        drifted = (feasible_rate is not None and
+                   distance_to_band(feasible_rate, self.band) > self.start_distance + self.tolerance)
+        self.drift_checks = self.drift_checks + 1 if drifted else 0
+        high = self_agreement is not None and self_agreement > self.max_agreement
+        self.high_agreement_checks = self.high_agreement_checks + 1 if high else 0
+        if self.drift_checks >= self.patience:
+            return (f"predicted-feasible rate {feasible_rate:.2f} has been outside the band "
+                    f"[{self.band[0]:.2f}, {self.band[1]:.2f}] and farther from it than at the start for "
+                    f"{self.patience} checks in a row")
         if self.high_agreement_checks >= self.patience:
             return (f"self-agreement above {self.max_agreement:.2f} for {self.patience} checks in a row "
                     f"({self_agreement:.2f})")
         return None
 
-    @staticmethod
-    def score(feasible_rate: float | None) -> float:
-        """The label-free monitor that picks the best checkpoint: closeness of the
-        predicted-feasible rate to 1/2 (1 at 0.5, 0 at 0 or 1; -inf when unknown)."""
-        return float("-inf") if feasible_rate is None else 1.0 - 2.0 * abs(feasible_rate - 0.5)
+    def score(self, feasible_rate: float | None) -> float:
+        """The label-free monitor that picks the best checkpoint: 1 - |rate - middle| / half-width
+        of the band (1 at the middle, 0 at the band's edges, negative outside; -inf unknown)."""
+        if feasible_rate is None:
+            return float("-inf")
+        middle, half = (self.band[0] + self.band[1]) / 2, (self.band[1] - self.band[0]) / 2
+        return 1.0 - abs(feasible_rate - middle) / half
+
+    def state_dict(self) -> dict:
+        return {"start_distance": self.start_distance, "drift_checks": self.drift_checks,
+                "high_agreement_checks": self.high_agreement_checks}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.start_distance = float(state["start_distance"])
+        self.drift_checks, self.high_agreement_checks = int(state["drift_checks"]), int(state["high_agreement_checks"])

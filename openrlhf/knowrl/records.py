@@ -25,6 +25,8 @@ class TaskGroup:
     agreement: float = 0.0
     kept: bool = False
     joined_pool: bool = False
+    target: str | None = None        # the label its samples are rewarded for agreeing with (consensus.py)
+    target_share: float = 0.0        # share of its samples giving the target
 
     @property
     def mean_reward(self) -> float:
@@ -40,7 +42,7 @@ def write_records(cfg, iteration: int, groups: list[TaskGroup], introspection_lo
     write_jsonl_atomic(os.path.join(folder, f"iter_{iteration:04d}.jsonl"), ({
         "iteration": iteration, "task": g.task.text, "source": g.task.source,
         "gen_label": g.task.gen_label, "type": g.task.type, "reason": g.task.reason,
-        "majority": g.majority, "agreement": g.agreement, "mean_reward": g.mean_reward,
+        "majority": g.majority, "agreement": g.agreement, "target": g.target, "mean_reward": g.mean_reward,
         "kept": g.kept, "joined_pool": g.joined_pool,
         "answer_prefix": cfg.answer_prefix,
         "samples": [{"text": s.text, "label": lab, "reward": r, "finished": s.finished}
