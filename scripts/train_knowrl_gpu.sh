@@ -12,6 +12,14 @@ ACTOR_GPUS=${ACTOR_GPUS:-4}
 REF_GPUS=${REF_GPUS:-2}
 ENGINES=${ENGINES:-2}
 ITERATIONS=${ITERATIONS:-30}
+# Against the collapse to one label (docs/training.md); the defaults are the published method.
+# e.g. PSEUDO_LABEL=aligned GROUP_FILTER=nondegenerate CLASS_BALANCE=groups EARLY_STOP=1
+PSEUDO_LABEL=${PSEUDO_LABEL:-majority}
+GROUP_FILTER=${GROUP_FILTER:-band}
+CLASS_BALANCE=${CLASS_BALANCE:-none}
+INTENT_WEIGHT=${INTENT_WEIGHT:-0}
+early_stop=()
+if [ "${EARLY_STOP:-0}" = "1" ]; then early_stop=(--early_stop); fi
 
 python -m openrlhf.cli.train_knowrl \
   --pretrain "$PRETRAIN" \
@@ -30,4 +38,6 @@ python -m openrlhf.cli.train_knowrl \
   --actor_learning_rate 5e-7 \
   --num_iterations "$ITERATIONS" --introspection_prompts 12 --tasks_per_introspection 5 \
   --min_group_reward 0.2 --max_group_reward 0.8 --pool_agreement_threshold 0.875 \
+  --pseudo_label "$PSEUDO_LABEL" --group_filter "$GROUP_FILTER" --class_balance "$CLASS_BALANCE" \
+  --intent_weight "$INTENT_WEIGHT" ${early_stop[@]+"${early_stop[@]}"} \
   --save_steps 5 "$@"
