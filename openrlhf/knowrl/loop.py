@@ -147,7 +147,7 @@ class KnowRLTrainer:
                 raise RuntimeError(f"{exc}; the last complete iteration is checkpointed: "
                                    f"resume with --load_checkpoint") from exc
             self.train_seconds += time.perf_counter() - start
-            if cfg.early_stop:
+            if self.held_out.tasks:
                 stop_reason = self.early_stop_check(iteration, history[-1])
             if iteration == cfg.num_iterations or self.out_of_time() or stop_reason is not None or (
                     cfg.save_steps > 0 and iteration % cfg.save_steps == 0):
@@ -159,7 +159,7 @@ class KnowRLTrainer:
         self.progress.close()
         if stop_reason is not None:
             print(f"[knowrl] --early_stop after iteration {iteration - 1}: {stop_reason}", flush=True)
-        if cfg.early_stop:
+        if self.held_out.best_iteration:
             print(f"[knowrl] {cfg.save_path} holds iteration {self.held_out.best_iteration}, the closest to the "
                   f"middle of --feasible_rate_band on the held-out tasks", flush=True)
         else:
@@ -226,7 +226,7 @@ class KnowRLTrainer:
         metrics = iteration_metrics(groups, kept, tasks, introspection_log, len(self.pool), cfg.introspection_prompts)
         metrics.update(train_stats)
         metrics.update(self.consensus.monitors(groups, trained))
-        if cfg.early_stop and engines_lost is None:
+        if self.held_out.tasks and engines_lost is None:
             with timer("held_out"):
                 metrics.update(self.held_out.measure(self.classify(self.held_out.tasks, iteration)))
         metrics["knowrl/introspection_ahead"] = float(ahead is not None)
@@ -340,14 +340,26 @@ class KnowRLTrainer:
 
     # ------------------------------------------------------------------ --early_stop
     def start_held_out(self) -> None:
-        """The starting model writes the held-out tasks (log_dir/held_out_tasks.jsonl; prompts
-        for twice --monitor_tasks, as some tasks are dropped) and classifies them once: the
-        reference of the stop rule."""
+        """The starting model writes the held-out tasks (log_dir/held_out_tasks.jsonl, its answers
+        in held_out_introspection.jsonl; up to 3 rounds of prompts for twice --monitor_tasks, as
+        some tasks are dropped) and classifies them once: the reference of the stop rule. If it
+        writes none, early stopping is off for the run (said once)."""
         cfg = self.cfg
         prompts = -(-2 * cfg.monitor_tasks // cfg.tasks_per_introspection)
-        tasks, _ = self.writer.write(0, self.iteration_rng(0), prompts, held_out=True)
-        measures = self.held_out.start(tasks, self.classify(tasks, 0))
+        tasks, log = [], []
+        for round_ in range(3):
+            more, more_log = self.writer.write(-round_, self.iteration_rng(-round_), prompts, held_out=True)
+            tasks += [t for t in more if t.text not in {x.text for x in tasks}][:cfg.monitor_tasks - len(tasks)]
+            log += more_log
+            if len(tasks) >= cfg.monitor_tasks:
+                break
+        write_jsonl_atomic(f"{cfg.log_dir}/held_out_introspection.jsonl", log)
         write_jsonl_atomic(f"{cfg.log_dir}/held_out_tasks.jsonl", (vars(t) for t in tasks))
+        if not tasks:
+            print("[knowrl] warning: --early_stop: the starting model wrote no usable held-out task (see "
+                  f"{cfg.log_dir}/held_out_introspection.jsonl); early stopping is off for this run", flush=True)
+            return
+        measures = self.held_out.start(tasks, self.classify(tasks, 0))
         print(f"[knowrl] --early_stop: {len(tasks)} held-out tasks written by the starting model; "
               + ", ".join(f"{k.split('/')[1]} {v:.3f}" for k, v in measures.items()), flush=True)
 
