@@ -63,10 +63,12 @@ class BenchmarkError(ValueError):
 
 
 def slug(text: str) -> str:
+    """`text` lower-cased with every run of other characters than a-z and 0-9 turned into one "_"."""
     return re.sub(r"[^a-z0-9]+", "_", text.strip().lower()).strip("_")
 
 
 def sha256_file(path) -> str:
+    """Hex SHA-256 of the file at `path`, read in 1 MiB chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

@@ -46,6 +46,7 @@ class Completion(NamedTuple):
 
 
 def is_embedded(model_path: str | None) -> bool:
+    """Whether `model_path` names the embedded model (None, or one of its aliases)."""
     return model_path is None or model_path.strip() in EMBEDDED_ALIASES
 
 
@@ -122,14 +123,19 @@ class Classifier:
         self._label_tokens: LabelTokens | LabelTokenError | None = None
 
     def chat(self, user_text: str, assistant_prefix: str = "") -> str:
+        """`user_text` as the model's chat prompt with the assistant turn started by `assistant_prefix`;
+        without a chat template, the two joined by a newline."""
         if not self.has_chat_template:
             return user_text + "\n" + assistant_prefix
         return chat_prompt(self.tokenizer, user_text, assistant_prefix)
 
     def prompt_len(self, prompt: str) -> int:
+        """Tokens of `prompt` (no special tokens added)."""
         return len(self.tokenizer(prompt, add_special_tokens=False).input_ids)
 
     def start(self) -> None:
+        """Start the in-process vLLM engine unless it runs already; records its start time in `engine_start_s`
+        (seconds). Call `prepare_env` first."""
         if self.engine is not None:
             return
         from openrlhf.rollout.vllm_engine import LLMEngineActor  # see prepare_env
@@ -155,6 +161,8 @@ class Classifier:
         return [[Completion(s["text"], s["finished"]) for s in per_prompt] for per_prompt in out]
 
     def classification_prompts(self, templates: PromptTemplates, tasks: list[str]) -> list[str]:
+        """The chat prompt of each task in `tasks`, built as training builds it, with the answer prefix as the
+        start of the answer."""
         return [self.chat(build_classification_prompt(templates, t), self.answer_prefix) for t in tasks]
 
     def classify(self, templates: PromptTemplates, tasks: list[str], *, n: int, temperature: float,
@@ -200,6 +208,7 @@ class Classifier:
                 "label": parse_answer(completion, self.answer_prefix, finished), "finished": finished}
 
     def close(self) -> None:
+        """Drop the engine and free its memory (and the CUDA cache on a GPU)."""
         self.engine = None
         gc.collect()
         try:

@@ -218,6 +218,9 @@ def format_markdown(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """CLI: compare each arm of a collapse experiment folder with its base run, write arms.json
+    there and print it as markdown. Returns 2 when the base evaluation is missing or an arm cannot be
+    read, else 0."""
     parser = argparse.ArgumentParser(prog="python -m evaluation.experiment_arms", description=__doc__.split("\n\n")[0])
     parser.add_argument("root", help="the experiment folder (scripts/collapse_experiment.sh's OUT_DIR)")
     parser.add_argument("--n_boot", type=int, default=1000)

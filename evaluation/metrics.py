@@ -84,6 +84,7 @@ __all__ = [
 
 
 def safe_div(num: float, den: float) -> float | None:
+    """`num` / `den`, or None when `den` is 0."""
     return None if den == 0 else num / den
 
 
@@ -121,24 +122,31 @@ def accuracy(gold, pred) -> float | None:
 
 
 def precision(gold, pred, positive: str = POS) -> float | None:
+    """Precision of `pred` against `gold` for label `positive` (infeasible by default); None without positive
+    predictions."""
     _check(gold, pred)
     tp, fp, _ = _counts(gold, pred, positive)
     return safe_div(tp, tp + fp)
 
 
 def recall(gold, pred, positive: str = POS) -> float | None:
+    """Recall of `pred` against `gold` for label `positive` (infeasible by default); None without positive
+    gold items."""
     _check(gold, pred)
     tp, _, fn = _counts(gold, pred, positive)
     return safe_div(tp, tp + fn)
 
 
 def f1(gold, pred, positive: str = POS) -> float | None:
+    """F1 of `pred` against `gold` for label `positive` (infeasible by default); None when neither
+    gold nor pred holds that label. Raises ValueError for lists of different lengths."""
     _check(gold, pred)
     tp, fp, fn = _counts(gold, pred, positive)
     return safe_div(2 * tp, 2 * tp + fp + fn)
 
 
 def macro_f1(gold, pred) -> float | None:
+    """Mean F1 over the two labels that have one; None when neither has."""
     vals = [v for v in (f1(gold, pred, lab) for lab in LABELS) if v is not None]
     return safe_div(sum(vals), len(vals))
 
@@ -150,6 +158,7 @@ def balanced_accuracy(gold, pred) -> float | None:
 
 
 def unparseable_rate(pred) -> float | None:
+    """Share of predictions that are None (no label could be read); None for no predictions."""
     return safe_div(sum(1 for p in pred if p is None), len(pred))
 
 
@@ -167,6 +176,8 @@ def confidence(labels: Sequence[str | None]) -> float:
 
 
 def mean_agreement(sample_labels: Sequence[Sequence[str | None]]) -> float | None:
+    """Mean over items of `agreement` (the share of an item's samples holding its majority label,
+    0 without a majority); None for no items."""
     return safe_div(sum(_agreement(list(s)) for s in sample_labels), len(sample_labels))
 
 

@@ -89,6 +89,8 @@ def format_markdown(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """CLI: print (and write as JSON) the P(I know) signal statistics of a run_eval.py output with bootstrap
+    CIs. Returns 2 when the predictions are missing or unreadable, else 0."""
     parser = argparse.ArgumentParser(prog="python -m evaluation.pik_signal", description=__doc__.split("\n\n")[0])
     parser.add_argument("result", help="a run_eval.py output folder (or its predictions.jsonl)")
     parser.add_argument("--n_boot", type=int, default=1000, help="bootstrap resamples (default 1000)")

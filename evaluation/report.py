@@ -51,6 +51,7 @@ def make_record(benchmark: str, index: int, item, samples: list[dict], **extra) 
 
 
 def group_records(records: list[dict]) -> dict[str, list[dict]]:
+    """The prediction records grouped by their benchmark, in first-seen order."""
     out: dict[str, list[dict]] = {}
     for r in records:
         out.setdefault(r["benchmark"], []).append(r)
@@ -95,6 +96,8 @@ def score_benchmark(rows: list[dict]) -> dict:
 
 
 def score_intrinsic(rows: list[dict]) -> dict:
+    """Metrics of the model's own written tasks (`rows`): the intrinsic ones and the classification scores per
+    reason."""
     out = intrinsic_metrics([r["gold"] for r in rows], _labels(rows), [r.get("type") for r in rows])
     out["classification"] = M.score_items([r["gold"] for r in rows], _labels(rows), [r.get("reason") for r in rows])
     return out
@@ -161,6 +164,7 @@ def read_predictions(path) -> list[dict]:
 
 
 def fmt(v, width: int = 6) -> str:
+    """`v` right-aligned in `width` characters: 3 decimals for floats, "n/a" for None or NaN."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "n/a".rjust(width)
     if isinstance(v, float):
@@ -169,6 +173,8 @@ def fmt(v, width: int = 6) -> str:
 
 
 def format_table(scores: dict, title: str = "") -> str:
+    """The plain-text metrics table of `scores` (one row per benchmark; model-relative and intrinsic tables
+    when present), under `title`."""
     lines = [title] if title else []
     head = f"{'benchmark':<22}{'n':>6}{'K':>3} " + " ".join(f"{SHORT[k]:>7}" for k in TABLE_KEYS)
     lines.append(head)
@@ -290,6 +296,8 @@ def compare_records(rows_a: list[dict], rows_b: list[dict], *, n_boot: int = 100
 
 
 def format_compare(cmp: dict, name_a: str, name_b: str) -> str:
+    """The plain-text comparison of `cmp` (from --compare): per benchmark each metric for A, B, B - A and its
+    95% CI."""
     lines = [f"A = {name_a}\nB = {name_b}\ndiff = B - A, 95% paired bootstrap CI ({cmp['n_boot']} resamples)"]
     for bench, block in cmp["benchmarks"].items():
         lines.append(f"\n{bench} (n = {block['n']})")
@@ -364,14 +372,17 @@ def plot_metrics(scores: dict, path, title: str = "") -> bool:
 
 
 def write_json(path, obj) -> None:
+    """Write `obj` to `path` as indented UTF-8 JSON."""
     Path(path).write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def write_jsonl(path, rows) -> None:
+    """Write `rows` to `path`, one JSON object per line (UTF-8)."""
     with open(path, "w", encoding="utf-8") as f:
         for r in rows:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
 
 
 def eprint(*a) -> None:
+    """Print to stderr and flush."""
     print(*a, file=sys.stderr, flush=True)

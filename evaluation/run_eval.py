@@ -57,6 +57,7 @@ class UsageError(Exception):
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    """run_eval.py's command line."""
     p = argparse.ArgumentParser(
         prog="run_eval.py", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Evaluate how well a model knows which tasks are feasible for itself "
@@ -114,6 +115,7 @@ metrics.png (if matplotlib is installed).""")
 
 
 def check_args(args) -> None:
+    """Refuse flag values out of range before anything loads. Raises UsageError with one line naming the flag."""
     if args.n_samples < 1:
         raise UsageError(f"--n_samples {args.n_samples}: must be at least 1")
     if args.max_new_tokens < 1 or args.intrinsic_max_new_tokens < 1:
@@ -202,6 +204,9 @@ def _versions() -> dict:
 
 def evaluate_model(model_path: str, benches, templates, answer_template: str, seeds, args, out_dir: Path,
                    tdir: Path) -> tuple[dict, list]:
+    """Classify every item of `benches` with the model at `model_path` (and answer them, write intrinsic
+    tasks, as the flags ask), write predictions.jsonl and metrics.json under `out_dir`. Returns
+    (metrics.json content, prediction records)."""
     import torch
 
     t0 = time.perf_counter()
@@ -353,6 +358,8 @@ def add_model_relative(clf, answer_template: str, records: list[dict], items: li
 
 
 def write_outputs(out_dir: Path, result: dict, records: list, scores: dict, verbose: bool) -> None:
+    """Write predictions.jsonl and metrics.json under `out_dir` and print the metrics table (and, with
+    `verbose`, every item and its samples)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     R.write_jsonl(out_dir / "predictions.jsonl", records)
     R.write_json(out_dir / "metrics.json", result)
@@ -377,6 +384,9 @@ def write_outputs(out_dir: Path, result: dict, records: list, scores: dict, verb
 
 
 def rescore(args) -> int:
+    """--rescore: recompute the metrics of a saved predictions.jsonl (re-reading answers with
+    --reparse), print them and write metrics_rescored.json. Returns 1 when they differ from the saved
+    metrics.json without --reparse, else 0. Raises UsageError when the file is missing or unreadable."""
     import json
 
     src = Path(args.rescore)
@@ -425,6 +435,8 @@ def only_benchmarks(records: list[dict], names: list[str], source: Path) -> list
 
 
 def run_compare(args, benches, templates, answer_template, seeds, tdir) -> int:
+    """--compare A B: evaluate (or reuse saved runs of) both models on the same items and write compare.json
+    with paired bootstrap CIs of B - A. Returns 0."""
     import json
 
     specs = args.compare
@@ -456,6 +468,8 @@ def run_compare(args, benches, templates, answer_template, seeds, tdir) -> int:
 
 
 def main(argv=None) -> int:
+    """run_eval.py: evaluate, --rescore or --compare as the flags ask. Returns the exit status: 0 done, 2 for
+    bad input (one `error:` line before any model loads)."""
     args = parse_args(argv)
     try:
         if args.rescore:

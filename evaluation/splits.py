@@ -65,6 +65,8 @@ def benchmarks_dir_set(path: str | None):
 
 
 def choose(benchmarks_dir: str | None) -> dict:
+    """Choose the validation and test subsets of each benchmark (found under `benchmarks_dir`, else the
+    default) and return the manifest written to evaluation/data/splits.json."""
     with benchmarks_dir_set(benchmarks_dir):
         return _choose()
 
@@ -115,6 +117,8 @@ def _materialize(out_dir: str, manifest_path: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """CLI: `choose` writes the split manifest, `materialize` writes the recorded subsets as JSONL files.
+    Returns 0, or 2 when a benchmark is missing or does not match the manifest."""
     parser = argparse.ArgumentParser(prog="python -m evaluation.splits", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     pick = sub.add_parser("choose", help="choose the subsets and write evaluation/data/splits.json")

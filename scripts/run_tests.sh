@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up (or refresh) .venv, then run the whole test suite on CPU.
 #   bash scripts/run_tests.sh [extra pytest args]
+#   bash scripts/run_tests.sh -m "not e2e"   # fast tier only: no Ray/vLLM/DeepSpeed/training runs (pytest.ini)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"

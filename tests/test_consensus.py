@@ -192,6 +192,7 @@ def train(tmp_path, model_dir, *extra):
     return out, proc.stdout + proc.stderr, metrics
 
 
+@pytest.mark.e2e
 def test_aligned_nondegenerate_balanced_intent_run(tmp_path, labelling_model):
     out, stdout, metrics = train(tmp_path, labelling_model, "--num_iterations", "2", "--pseudo_label", "aligned",
                                  "--group_filter", "nondegenerate", "--class_balance", "groups",
@@ -214,6 +215,7 @@ def test_aligned_nondegenerate_balanced_intent_run(tmp_path, labelling_model):
     assert any(t > 0 for t in trained) == ("train/policy_loss" in metrics[0] or "train/policy_loss" in metrics[1])
 
 
+@pytest.mark.e2e
 def test_median_early_stop_saves_the_best_iteration(tmp_path, labelling_model):
     # self-agreement above 0.05 always holds: with patience 2 the run stops after iteration 2 of 4
     out, stdout, metrics = train(tmp_path, labelling_model, "--num_iterations", "4", "--pseudo_label", "median",

@@ -9,6 +9,8 @@ import os
 import shutil
 import subprocess
 
+import pytest
+
 from openrlhf.cli.train_knowrl import with_resume_advice
 from openrlhf.utils.ray_utils import remote_error_line
 
@@ -66,6 +68,7 @@ def test_resume_advice_only_with_a_complete_checkpoint(tmp_path):
         "; rerun with --load_checkpoint to resume from the last complete checkpoint")
 
 
+@pytest.mark.e2e
 def test_engine_that_cannot_start_is_named_without_resume_advice(tmp_path):
     """A model folder without weights: the tokenizer and config load (the checks before Ray
     pass), vLLM fails in the engine's constructor."""

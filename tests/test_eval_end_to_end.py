@@ -50,6 +50,7 @@ def check_consistent(metrics: dict, preds: list[dict], k: int) -> None:
     assert set(m["per_type"]) == {"ambiguity"}
 
 
+@pytest.mark.e2e
 def test_run_rescore_compare(tiny, bench, tmp_path):
     out = tmp_path / "res"
     r = run(["--model-path", tiny, "--benchmark", str(bench), "--limit", "8", "--n_samples", "2",

@@ -14,6 +14,8 @@ from tiny_model import build_tiny_model
 
 from evaluation.grading import grade_answer
 
+pytestmark = pytest.mark.e2e   # starts Ray, vLLM or DeepSpeed (see pytest.ini)
+
 REPO = Path(__file__).resolve().parents[1]
 RUN_EVAL = str(REPO / "evaluation" / "run_eval.py")
 MODEL_RELATIVE_KEYS = {"n", "n_feasible", "accuracy", "balanced_accuracy", "macro_f1", "auroc_pik",

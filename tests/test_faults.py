@@ -7,7 +7,11 @@ import os
 import subprocess
 import time
 
+import pytest
+
 from openrlhf.knowrl.checkpoint import complete_checkpoints
+
+pytestmark = pytest.mark.e2e   # starts Ray, vLLM or DeepSpeed (see pytest.ini)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ITERATIONS = 12

@@ -119,6 +119,7 @@ def brute_force(model, tok, prompt: str, lt: LabelTokens) -> tuple[float, torch.
     return float(f / (f + i)), torch.log_softmax(logits, -1)
 
 
+@pytest.mark.e2e
 def test_engine_label_probability_matches_a_brute_force_softmax(tiny):
     prepare_env(use_gpu=False)  # in-process vLLM-CPU engine, as run_eval.py starts it
     clf = Classifier(tiny, seed=0, use_gpu=False)

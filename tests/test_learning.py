@@ -11,6 +11,8 @@ from openrlhf.knowrl.reward import RewardGroup, consensus
 from openrlhf.trainer.experience import build_experience
 from openrlhf.trainer.model_worker import ModelWorker
 
+pytestmark = pytest.mark.e2e   # starts Ray, vLLM or DeepSpeed (see pytest.ini)
+
 
 @pytest.fixture(scope="module")
 def process_group():

@@ -1,4 +1,5 @@
-"""The placement plan: script layouts, refusals with their reasons, colocation, CPU, unknown cluster."""
+"""The placement plan: script layouts, refusals with their reasons, CPU, unknown cluster, and that
+the plan's printed resources are the Ray options its actors are launched with."""
 
 import itertools
 import random
@@ -8,13 +9,15 @@ import pytest
 
 from openrlhf.knowrl.config import KnowRLConfig
 from openrlhf.trainer.placement import (
-    COLOCATED_GPU_FRACTION,
     ClusterResources,
     LayoutError,
     NodeResources,
     _pack,
+    launch_text,
     plan_placement,
 )
+from openrlhf.utils import ray_utils
+from openrlhf.utils.ray_utils import RankPlacement, actor_options
 
 GPU_BUNDLE = {"GPU": 1, "CPU": 1}
 
@@ -171,46 +174,12 @@ def test_counts_below_one_refused():
     plan_placement(layout(ref_num_gpus_per_node=0, needs_reference=False), cluster(1, 8), use_gpu=True)
 
 
-def test_colocation_shares_the_same_gpus():
+def test_colocation_on_gpu_refused():
     cfg = layout(actor_num_gpus_per_node=4, ref_num_gpus_per_node=4, vllm_num_engines=2, vllm_tensor_parallel_size=2,
                  colocate_all_models=True)
-    plan = plan_placement(cfg, cluster(1, 8), use_gpu=True)
-    share = {"GPU": COLOCATED_GPU_FRACTION, "CPU": COLOCATED_GPU_FRACTION}
-    assert plan.colocated and plan.total_gpus == 4 and plan.per_node_gpus == (4,)
-    for g in plan.groups:
-        assert g.shared and g.bundles == (share,) * 4 and g.nodes == (0,) * 4
-    assert plan.shared_bundles == (GPU_BUNDLE,) * 4
-    assert sum(b["GPU"] for g in plan.groups for b in g.bundles) <= plan.total_gpus
-
-
-def test_colocation_two_nodes_keeps_each_engine_on_one_node():
-    cfg = layout(actor_num_nodes=2, actor_num_gpus_per_node=4, ref_num_nodes=2, ref_num_gpus_per_node=4,
-                 vllm_num_engines=4, vllm_tensor_parallel_size=2, colocate_all_models=True)
-    plan = plan_placement(cfg, cluster(2, 8), use_gpu=True)
-    vllm = plan.group("vllm")
-    assert plan.total_gpus == 8
-    for engine in range(4):
-        assert len({vllm.nodes[i] for i in vllm.rank_bundles(engine)}) == 1
-
-
-@pytest.mark.parametrize("overrides, match", [
-    (dict(ref_num_gpus_per_node=2), r"sizes must match.*policy 4, reference 2, vLLM 2 x TP 2 = 4"),
-    (dict(vllm_num_engines=1), r"sizes must match.*vLLM 1 x TP 2 = 2"),
-    (dict(ref_num_nodes=2, ref_num_gpus_per_node=2), r"--ref_num_nodes 1 --ref_num_gpus_per_node 4"),
-])
-def test_colocation_size_mismatch_refused(overrides, match):
-    fields = dict(actor_num_gpus_per_node=4, ref_num_gpus_per_node=4, vllm_num_engines=2, vllm_tensor_parallel_size=2,
-                  colocate_all_models=True)
-    fields.update(overrides)
-    with pytest.raises(LayoutError, match=match):
-        plan_placement(layout(**fields), cluster(1, 8), use_gpu=True)
-
-
-def test_colocation_engine_would_span_nodes_refused():
-    cfg = layout(actor_num_nodes=2, actor_num_gpus_per_node=2, needs_reference=False, vllm_num_engines=1,
-                 vllm_tensor_parallel_size=4, colocate_all_models=True)
-    with pytest.raises(LayoutError, match=r"4 does not divide the 2 policy GPUs per node"):
-        plan_placement(cfg, None, use_gpu=True)
+    for nodes in (cluster(1, 8), None):
+        with pytest.raises(LayoutError, match=r"--colocate_all_models on GPUs is not implemented.*drop the flag"):
+            plan_placement(cfg, nodes, use_gpu=True)
 
 
 def test_cpu_layout_on_one_node():
@@ -220,7 +189,7 @@ def test_cpu_layout_on_one_node():
     assert not plan.use_gpu and plan.total_gpus == 0 and plan.per_node_gpus == (0,)
     policy = plan.group("policy")
     assert policy.ranks == 2 and policy.nodes == (0, 0)
-    assert all(set(b) == {"CPU"} and 0 < b["CPU"] < 1 for g in plan.groups for b in g.bundles)
+    assert all(b == {"CPU": 0} for g in plan.groups for b in g.bundles)
     assert "CPU" in plan.describe()
 
 
@@ -264,3 +233,68 @@ def test_from_ray_nodes_ignores_dead_nodes():
     assert res.total_gpus == 16
     plan = plan_placement(layout_2x8(), res, use_gpu=True)
     assert plan.per_node_gpus == (8, 8, 0)
+
+
+
+@pytest.fixture
+def recorded_groups(monkeypatch):
+    """Placement groups `actor_options` asks for, recorded instead of created: creating one needs
+    a running Ray (tests/test_placement_launch.py creates real ones)."""
+    made = []
+
+    def record(bundles, strategy, bundle_label_selector=None):
+        made.append(SimpleNamespace(bundle_specs=bundles, strategy=strategy, selector=bundle_label_selector))
+        return made[-1]
+
+    monkeypatch.setattr(ray_utils, "placement_group", record)
+    return made
+
+
+def launched_resources(placement: RankPlacement) -> list[dict]:
+    """The resources `actor_options` launches a rank with, as bundles: its own num_gpus/num_cpus,
+    or the bundles of the placement group it asks for."""
+    options = actor_options(placement)
+    group = getattr(options["scheduling_strategy"], "placement_group", None)
+    if group is not None:
+        assert options["num_gpus"] == options["num_cpus"] == 0, "the engine actor itself sits in bundle 0"
+        return [dict(b) for b in group.bundle_specs]
+    return [{k: v for k, v in (("GPU", options["num_gpus"]), ("CPU", options["num_cpus"])) if v or k == "CPU"}]
+
+
+@pytest.mark.parametrize("cfg, nodes, use_gpu", [
+    (layout(), cluster(1, 8), True),
+    (layout(actor_num_gpus_per_node=2, needs_reference=False, vllm_num_engines=3, vllm_tensor_parallel_size=2),
+     cluster(2, 4), True),
+    (layout(actor_num_gpus_per_node=2, ref_num_gpus_per_node=1, vllm_num_engines=2), cluster(1, 0, cpus=2), False),
+])
+def test_printed_plan_is_what_actors_are_launched_with(cfg, nodes, use_gpu, recorded_groups):
+    plan = plan_placement(cfg, nodes, use_gpu=use_gpu)
+    text = plan.describe()
+    for g in plan.groups:
+        line = next(line for line in text.splitlines() if line.strip().startswith(g.name))
+        for rank in range(g.ranks):
+            placement = plan.rank_placement(g.name, rank)
+            assert launched_resources(placement) == list(g.bundles[i] for i in g.rank_bundles(rank))
+            assert line.endswith(launch_text(placement))
+    gpus_launched = sum(b.get("GPU", 0) for g in plan.groups for r in range(g.ranks)
+                        for b in launched_resources(plan.rank_placement(g.name, r)))
+    assert gpus_launched == plan.total_gpus
+
+
+def test_tensor_parallel_engine_is_sized_and_pinned(recorded_groups):
+    hex_ids = ["a" * 56, "b" * 56]
+    ids = ClusterResources(tuple(NodeResources(4, 64, node_id=h) for h in hex_ids))
+    cfg = layout(actor_num_gpus_per_node=2, needs_reference=False, vllm_num_engines=3, vllm_tensor_parallel_size=2)
+    plan = plan_placement(cfg, ids, use_gpu=True)
+    assert "each a placement group of 2 x {GPU: 1, CPU: 1} on one node" in plan.describe()
+    vllm = plan.group("vllm")
+    for engine in range(3):
+        placement = plan.rank_placement("vllm", engine)
+        node = hex_ids[vllm.nodes[vllm.rank_bundles(engine)[0]]]
+        assert len(placement.bundles) == 2 and placement.node_id == node
+        strategy = actor_options(placement)["scheduling_strategy"]
+        assert strategy.placement_group_capture_child_tasks and strategy.placement_group_bundle_index == 0
+        group = recorded_groups[-1]
+        assert group.strategy == "STRICT_PACK" and group.selector == [{"ray.io/node-id": node}] * 2
+    policy = actor_options(plan.rank_placement("policy", 0))["scheduling_strategy"]
+    assert policy.node_id == hex_ids[plan.group("policy").nodes[0]] and policy.soft is False

@@ -43,3 +43,15 @@ def test_run_eval_quiets_before_torch_loads():
     source = (REPO / "evaluation" / "run_eval.py").read_text()
     main = source[source.index("def main("):]
     assert main.index("quiet_libraries(args.verbose, in_process_vllm=True)") < main.index("import torch")
+
+
+def test_ray_token_notice_is_hidden_through_a_logger_ray_has():
+    """knowrl-train hides Ray's "token authentication is enabled" notice of a local run by raising
+    one logger's level; if Ray moves that notice, the level would silently do nothing."""
+    import importlib
+
+    from openrlhf.cli.train_knowrl import RAY_AUTH_NOTICE_LOGGER
+
+    module = importlib.import_module(RAY_AUTH_NOTICE_LOGGER)
+    assert module.logger.name == RAY_AUTH_NOTICE_LOGGER
+    assert callable(module.enable_token_auth_by_default), "the local-cluster default that logs the notice"

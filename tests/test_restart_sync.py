@@ -19,7 +19,7 @@ import pytest
 import ray
 
 from openrlhf.knowrl.config import KnowRLConfig
-from openrlhf.knowrl.loop import EnginesLostAfterUpdate, KnowRLTrainer
+from openrlhf.knowrl.loop import StoppedAfterUpdate, KnowRLTrainer
 from openrlhf.rollout import engine_pool
 from openrlhf.rollout.engine_pool import EnginePool, EngineRestartsExhausted
 from openrlhf.utils.errors import EngineDied
@@ -28,7 +28,7 @@ from openrlhf.utils.errors import EngineDied
 @pytest.fixture
 def pool(monkeypatch):
     def make(max_restarts: int, deaths: int):
-        p = EnginePool(["engine-0"], [None], {"seed": 0}, max_restarts=max_restarts, timeout=10,
+        p = EnginePool(["engine-0"], [{}], {"seed": 0}, max_restarts=max_restarts, timeout=10,
                        colocated=False, bucket_bytes=1)
         p.syncs, p.created, p.reseeded = 0, 0, []
 
@@ -37,7 +37,7 @@ def pool(monkeypatch):
             if p.syncs <= deaths:
                 raise EngineDied(0, f"vLLM engine 0 died during the weight sync (death {p.syncs})")
 
-        def create(n, node_ids, **kwargs):
+        def create(n, launch_options, **kwargs):
             p.created += 1
             return [f"engine-0-restart-{p.created}"]
 
@@ -111,7 +111,7 @@ def trainer(monkeypatch):
 def test_engines_lost_after_update_checkpoint_the_iteration_itself(trainer):
     """The post-update sync ran out of restarts in iteration 3: the policy holds iteration 3's
     update, so iteration 3 is checkpointed, never iteration 2."""
-    t = trainer(EnginesLostAfterUpdate("vLLM engine 0 died during the weight sync (death 2); 1 restart(s) "
+    t = trainer(StoppedAfterUpdate("vLLM engine 0 died during the weight sync (death 2); 1 restart(s) "
                                        "already used (--max_engine_restarts 1)"), at=3)
     with pytest.raises(RuntimeError) as caught:
         t.fit()

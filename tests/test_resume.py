@@ -8,6 +8,8 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 from openrlhf.knowrl.checkpoint import complete_checkpoints
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -30,6 +32,7 @@ def train_argv(model, out, iterations, *extra):
                               "--max_ckpt_num", "2", *extra)
 
 
+@pytest.mark.e2e
 def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path):
     from tiny_model import build_tiny_model
 
@@ -73,6 +76,7 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path):
     assert (out / "model" / "config.json").is_file()
 
 
+@pytest.mark.e2e
 def test_time_budget_stops_with_a_checkpoint_and_resume_carries_the_time(tmp_path):
     from tiny_model import build_tiny_model
 
@@ -95,6 +99,7 @@ def test_time_budget_stops_with_a_checkpoint_and_resume_carries_the_time(tmp_pat
     assert state["train_seconds"] > spent, "iteration time accumulates over a resume"
 
 
+@pytest.mark.e2e
 def test_interrupted_and_resumed_run_equals_the_uninterrupted_one(tmp_path):
     """Fixed seed, CPU: stop after iteration 1 (time budget), resume, and the records, metrics
     and task pool of every iteration equal those of a run that was never interrupted. This holds

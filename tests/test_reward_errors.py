@@ -120,6 +120,7 @@ def test_reward_file_failing_at_import_is_one_line_before_ray(name, tmp_path, ca
 # ----------------------------------------------------------------------------- during a run (Ray)
 
 
+@pytest.mark.e2e
 def test_reward_failing_in_iteration_2_checkpoints_iteration_1_and_resumes_after_the_fix(tmp_path):
     from tiny_model import build_tiny_model, tiny_train_command
 

@@ -15,6 +15,8 @@ from openrlhf.trainer.weight_sync import (
     share_policy_with_engines,
 )
 
+pytestmark = pytest.mark.e2e   # starts Ray, vLLM or DeepSpeed (see pytest.ini)
+
 GREEDY = {"temperature": 0.0, "max_tokens": 12}
 PROMPTS = ["Task: write a poem about the sea", "Label: feasible", "What is the capital of France?",
            "Who will win the world cup", "The quick brown fox"]

@@ -5,6 +5,8 @@ and a resume under other settings than the checkpoint's is refused before anythi
 import json
 import os
 import subprocess
+
+import pytest
 from types import SimpleNamespace
 
 from openrlhf.cli.train_knowrl import main
@@ -128,6 +130,7 @@ def iterations_logged(log_dir):
     return [r["iteration"] for r in rows]
 
 
+@pytest.mark.e2e
 def test_second_run_torn_log_damaged_checkpoint_and_overwrite_end_to_end(tmp_path, capsys):
     """Run A saves iterations 1-3; a fresh run B in its folders is refused before Ray; a resume
     with a torn metrics line and a damaged newest checkpoint continues from the intact one and

@@ -39,6 +39,8 @@ def register_advantage_estimator(name: str) -> Callable[[AdvantageFn], Advantage
 
 
 def get_advantage_estimator(name: str) -> AdvantageFn:
+    """The advantage function registered as `name` (--advantage_estimator). Raises ValueError naming the valid
+    ones for an unknown name."""
     if name not in ADVANTAGE_ESTIMATORS:
         valid = ", ".join(sorted(ADVANTAGE_ESTIMATORS))
         raise ValueError(f"unknown advantage estimator {name!r}; valid: {valid}")
@@ -49,6 +51,8 @@ def get_advantage_estimator(name: str) -> AdvantageFn:
 
 
 def check_group_size(batch_size: int, group_size: int) -> None:
+    """Check that `batch_size` samples split into whole groups of `group_size` (the n samples of one prompt,
+    laid out contiguously). Raises ValueError otherwise, or when `group_size` < 1."""
     if group_size < 1:
         raise ValueError(f"group_size must be >= 1, got {group_size}")
     if batch_size % group_size != 0:

@@ -93,11 +93,13 @@ def line(metrics: list[dict], key: str) -> dict:
 
 
 def mean(values) -> float | None:
+    """Mean of the numeric entries of `values` (others are skipped); None when there are none."""
     vals = [v for v in (num(x) for x in values) if v is not None]
     return sum(vals) / len(vals) if vals else None
 
 
 def type_name(row: dict) -> str:
+    """The task type of an iteration record, "untyped" when it has none."""
     return row.get("type") or "untyped"
 
 
@@ -210,6 +212,8 @@ def _plot_lines(ax, curves: list[tuple[dict, str]], what: str, all_x: list[int])
 
 
 def draw_figure(plt, name: str, series: dict, title: str):
+    """Draw figure `name` (one of FIGURES) from `series` with matplotlib's `plt`, over every iteration in
+    metrics.jsonl; returns the matplotlib Figure."""
     s = series[name]
     all_x = series["timing"]["x"]  # every iteration in metrics.jsonl
     if name == "agreement_reward":
@@ -317,6 +321,8 @@ def write_figures(series: dict, folder: Path) -> dict[str, str] | None:
 
 
 def cell(v, kind: str = "f") -> str:
+    """A table cell for value `v`: "n/a" for None or non-finite, yes/no for booleans; numbers by `kind`: "f" 3
+    decimals, "i" integer, "e" scientific when tiny or huge, "s" seconds."""
     if v is None:
         return "n/a"
     if isinstance(v, bool):
@@ -343,6 +349,7 @@ def md(text: str, limit: int | None = None) -> str:
 
 
 def duration(seconds: float | None) -> str:
+    """`seconds` as a readable duration (s, min or h); "n/a" for None."""
     if seconds is None:
         return "n/a"
     if seconds < 120:
@@ -393,12 +400,16 @@ def link(target, log_dir: Path) -> tuple[str, bool]:
 
 
 def complete_tags(ckpt: Path) -> list[str]:
+    """The checkpoint tags (iter_NNNN) under `ckpt` whose save completed (knowrl_state.json written), sorted;
+    [] when `ckpt` is not a folder."""
     if not ckpt.is_dir():
         return []
     return sorted(t.name for t in ckpt.iterdir() if t.name.startswith("iter_") and (t / "knowrl_state.json").is_file())
 
 
 def summary_paragraph(run: dict, series: dict) -> str:
+    """The report's opening paragraph in markdown: iterations done and planned, model, reward, time, tasks
+    classified and updates made, from `run` (`run_logs.read_run`) and `series`."""
     m, cfg = run["metrics"], run["config"]
     its = [row["iteration"] for row in m] or list(run["records"])
     planned = cfg.get("num_iterations")
@@ -427,6 +438,8 @@ def summary_paragraph(run: dict, series: dict) -> str:
 
 
 def compare_section(path: Path) -> list[str]:
+    """The markdown section for a compare.json of evaluation/run_eval.py --compare at `path` (metric, A, B,
+    difference and its 95% CI per benchmark); says so when the file cannot be read."""
     cmp = read_json(path)
     out = ["## Evaluation comparison", ""]
     if not isinstance(cmp, dict):
@@ -457,6 +470,9 @@ def compare_section(path: Path) -> list[str]:
 
 def build_markdown(run: dict, series: dict, figures: dict[str, str] | None, *, ckpt_path=None, save_path=None,
                    compare_json=None) -> str:
+    """The whole report.md text for `run` (`run_logs.read_run`): summary, plots (`figures` maps figure name to
+    file; None: matplotlib missing), tables, links to `ckpt_path`/`save_path` when given, and the
+    comparison in `compare_json` when given."""
     log_dir: Path = run["log_dir"]
     m, cfg, records = run["metrics"], run["config"], run["records"]
     out = [f"# KnowRL run report: `{md(log_dir.resolve().name)}`", "", summary_paragraph(run, series), ""]
@@ -573,6 +589,8 @@ def write_report(log_dir, *, ckpt_path=None, save_path=None, compare_json=None) 
 
 
 def main(argv: list[str] | None = None) -> int:
+    """CLI: write report.md and its plots into a run's --log_dir and print its path. Returns 0, or
+    2 (one error line) for a missing --compare file or run files."""
     p = argparse.ArgumentParser(prog="python -m openrlhf.analysis.run_report",
                                 description="Write report.md and plots for a KnowRL run's --log_dir.")
     p.add_argument("log_dir", help="the run's --log_dir (config.json, metrics.jsonl, iterations/)")

@@ -81,6 +81,8 @@ def window_rows(metrics: list[dict], windows: list[tuple[int, int]]) -> list[dic
 
 
 def markdown(runs: dict[str, list[dict]]) -> str:
+    """One markdown row per run and iteration window (`runs`: run name -> window rows from `window_rows`),
+    with the mean of each metric column."""
     head = ["run", "iterations"] + [name for _, name in COLUMNS] + ["groups kept", "iterations with an update"]
     body = []
     for name, windows in runs.items():
@@ -196,6 +198,8 @@ def band_counts(records: dict[int, list[dict]], low: float, high: float) -> dict
 
 
 def band_markdown(runs: dict[str, dict[str, dict[str, int]]]) -> str:
+    """Markdown table of `runs` (run name -> written-as label -> counts of kept and dropped groups): per run
+    and label, groups kept and dropped below, above or otherwise outside the reward band."""
     head = ["run", "tasks written as", "groups", "kept", "dropped below the band", "dropped above the band",
             "dropped otherwise"]
     rows = []
@@ -207,6 +211,8 @@ def band_markdown(runs: dict[str, dict[str, dict[str, int]]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """CLI: print the runs table of the given --log_dir folders (and with --eval / --band the extra tables).
+    Returns the exit status (2 for a missing or unreadable run)."""
     p = argparse.ArgumentParser(prog="python -m openrlhf.analysis.runs_table", description=__doc__.split("\n")[0])
     p.add_argument("log_dirs", nargs="+", help="the --log_dir of each run (its folder name labels the row)")
     p.add_argument("--windows", default="1-10,11-30,31-60,61-92", help="iteration windows, FIRST-LAST,...")

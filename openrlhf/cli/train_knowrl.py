@@ -10,9 +10,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import netrc
 import os
+import subprocess
 import sys
+import tempfile
 import time
 from urllib.parse import urlparse
 
@@ -24,6 +27,7 @@ from openrlhf.knowrl.checkpoint import (
     resume_check,
 )
 from openrlhf.knowrl.config import WANDB_ONLINE, ConfigError, KnowRLConfig
+from openrlhf.knowrl.in_training_eval import SPLITS as EVAL_SPLITS
 from openrlhf.knowrl.loop import KnowRLTrainer
 from openrlhf.knowrl.prompts import DEFAULT_PROMPTS_DIR, PromptFileError, load_seed_tasks, load_templates, prompt_lengths
 from openrlhf.knowrl.reward import get_reward_func
@@ -36,11 +40,15 @@ from openrlhf.utils.memory_plan import estimate_memory, model_size_from_path
 from openrlhf.utils.quiet import quiet_libraries
 from openrlhf.utils.ray_utils import RayWaitTimeout, remote_error_line
 
+# the logger of Ray's "Token authentication is enabled for this Ray cluster" notice (Ray 2.60)
+RAY_AUTH_NOTICE_LOGGER = "ray._private.authentication.authentication_token_setup"
+
 GROUP_TITLES = {
     "model": "model and checkpoints",
     "rollout": "rollout (vLLM engines)",
     "knowrl": "KnowRL method",
     "consensus": "consensus targets, filter, balance and early stopping (against the collapse to one label)",
+    "eval": "evaluation during training (OpenRLHF's --eval_steps)",
     "training": "training (DeepSpeed policy update)",
     "ray": "Ray",
     "logging": "logging",
@@ -48,6 +56,8 @@ GROUP_TITLES = {
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of knowrl-train: one flag per `KnowRLConfig` field (with its help and default,
+    grouped), booleans with a --no- form, and --config for a YAML file."""
     parser = argparse.ArgumentParser(
         prog="python -m openrlhf.cli.train_knowrl",
         description="Train a model with KnowRL: introspection, n-sample self-classification, consensus reward, "
@@ -129,6 +139,34 @@ def wandb_key_available() -> bool:
         return False
 
 
+def check_eval_dataset(cfg: KnowRLConfig) -> None:
+    """--eval_dataset's entries exist (the selfaware/kuq splits can be built: `python -m
+    evaluation.splits` is run into a scratch folder) and --eval_metric names one of them.
+    Raises ConfigError."""
+    names = []
+    for entry in (e.strip() for e in cfg.eval_dataset.split(",") if e.strip()):
+        if entry in EVAL_SPLITS:
+            with tempfile.TemporaryDirectory() as scratch:
+                proc = subprocess.run([sys.executable, "-m", "evaluation.splits", "materialize", scratch],
+                                      capture_output=True, text=True)
+            if proc.returncode != 0:
+                last = (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()[-1]
+                raise ConfigError(f"--eval_dataset {entry}: its validation split cannot be built ({last}): set "
+                                  f"KNOWRL_BENCHMARKS_DIR to the folder holding selfaware/ and kuq/")
+            names.append(EVAL_SPLITS[entry].removesuffix(".jsonl"))
+        elif entry == "capability" or entry.startswith("capability:"):
+            names.append("capability")
+        else:
+            if not os.path.isfile(entry):
+                raise ConfigError(f"--eval_dataset {entry}: not found: give selfaware, kuq, capability[:N] or a JSONL "
+                                  f"file of {{\"task\", \"label\"}} rows")
+            names.append(os.path.splitext(os.path.basename(entry))[0])
+    bench = cfg.eval_metric.split("/")[0]
+    if cfg.eval_metric and bench not in names:
+        raise ConfigError(f"--eval_metric {cfg.eval_metric}: {bench!r} is not among the --eval_dataset benchmarks "
+                          f"({', '.join(names)})")
+
+
 def validate(cfg: KnowRLConfig):
     """Check what the flag values alone cannot tell (`KnowRLConfig.check` did those): the GPU,
     optional packages, model and prompt files, the reward function, writable folders. Returns
@@ -203,6 +241,8 @@ def validate(cfg: KnowRLConfig):
             first = f"{cfg.reward_func}: loading it failed ({type(exc).__name__}: {first}) — fix the file"
         raise ConfigError(f"--reward_func: {first}") from None
 
+    if cfg.eval_steps > 0:
+        check_eval_dataset(cfg)
     for flag, path in (("--save_path", cfg.save_path), ("--ckpt_path", cfg.ckpt_path), ("--log_dir", cfg.log_dir)):
         _writable_dir(path, flag)
     if cfg.use_tensorboard:
@@ -237,6 +277,8 @@ def prepare_run_folders(cfg: KnowRLConfig, model_path: str) -> None:
 
 
 def load_tokenizer(model_path: str, trust_remote_code: bool):
+    """The tokenizer of `model_path`. Raises ConfigError (one line with the fix) when it cannot be loaded, has
+    no chat template, or has neither a pad nor an eos token."""
     from transformers import AutoTokenizer
 
     try:
@@ -392,6 +434,9 @@ def with_resume_advice(line: str, ckpt_path: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """knowrl-train: check the flags and files, print the placement plan, start Ray and train. Returns 0 when
+    done, 2 for bad input (one `knowrl-train: error:` line), 1 when the run stopped on an error (one line,
+    with resume advice when a checkpoint exists)."""
     try:
         cfg = parse_config(argv)
     except ConfigError as exc:
@@ -435,6 +480,10 @@ def main(argv: list[str] | None = None) -> int:
                        logging_level="INFO" if cfg.verbose else "WARNING")
     if address is None:
         init_kwargs["num_cpus"] = cfg.ray_num_cpus or os.cpu_count()
+        # Ray >= 2.59 turns token authentication on for a new local cluster and says so in a warning
+        # (RAY_AUTH_MODE would silence it, but Ray reads it when imported, before the flags are
+        # known). Only that notice is hidden: authentication failures raise, they are not logged.
+        logging.getLogger(RAY_AUTH_NOTICE_LOGGER).setLevel(logging.ERROR)
     started = time.perf_counter()
     ray.init(**init_kwargs)
     try:

@@ -25,8 +25,8 @@ def launch_actors(cfg: KnowRLConfig, model_path: str, use_gpu: bool, plan: Place
     group's ranks, split the Ray node's CPUs as threads. Returns (engines, policy, reference or
     None). Raises `EngineStartError`/`RankDied` naming what failed, `RayWaitTimeout` after
     --actor_timeout seconds."""
-    def nodes(group: str) -> list[str | None] | None:
-        return plan.node_ids(group) if plan else None
+    def placements(group: str) -> list | None:
+        return plan.rank_placements(group) if plan else None
 
     cpus = int(ray.available_resources().get("CPU", os.cpu_count() or 1)) or 1
     if use_gpu:
@@ -42,14 +42,14 @@ def launch_actors(cfg: KnowRLConfig, model_path: str, use_gpu: bool, plan: Place
         gpu_memory_utilization=cfg.vllm_gpu_memory_utilization, dtype=engine_dtype(cfg.bf16),
         enforce_eager=cfg.enforce_eager, threads=engine_threads, kv_cache_gb=cfg.vllm_cpu_kvcache_gb,
         trust_remote_code=cfg.trust_remote_code, ready_timeout=cfg.actor_timeout)
-    engines = EnginePool.launch(cfg.vllm_num_engines, nodes("vllm"), engine_args,
+    engines = EnginePool.launch(cfg.vllm_num_engines, placements("vllm"), engine_args,
                                 max_restarts=cfg.max_engine_restarts, timeout=cfg.actor_timeout,
                                 colocated=cfg.colocate_all_models, bucket_bytes=cfg.weight_sync_bucket_mb * 2**20)
     common = dict(zero_stage=cfg.zero_stage, bf16=cfg.bf16, seed=cfg.seed, trust_remote_code=cfg.trust_remote_code,
                   flash_attn=cfg.flash_attn, packing_samples=cfg.packing_samples,
                   share_prompt_prefix=cfg.share_prompt_prefix)
     policy = ModelGroup("policy", cfg.actor_world_size, use_gpu=use_gpu, threads_per_rank=policy_threads,
-                        timeout=cfg.actor_timeout, node_ids=nodes("policy"))
+                        timeout=cfg.actor_timeout, placements=placements("policy"))
     init_refs = policy.call_all_async(
         "init_model", model_path, trainable=True, micro_batch_size=cfg.micro_train_batch_size,
         learning_rate=cfg.actor_learning_rate, weight_decay=cfg.l2, max_norm=cfg.max_norm,
@@ -58,7 +58,7 @@ def launch_actors(cfg: KnowRLConfig, model_path: str, use_gpu: bool, plan: Place
     reference = None
     if cfg.needs_reference:
         reference = ModelGroup("reference", cfg.ref_world_size, use_gpu=use_gpu, threads_per_rank=ref_threads,
-                               timeout=cfg.actor_timeout, node_ids=nodes("reference"))
+                               timeout=cfg.actor_timeout, placements=placements("reference"))
         init_refs += reference.call_all_async("init_model", model_path, trainable=False,
                                               micro_batch_size=cfg.micro_rollout_batch_size, **common)
     get_with_timeout(init_refs, cfg.actor_timeout, "initialising the policy and reference models")

@@ -35,7 +35,7 @@ AT_LEAST_ONE = ("rollout_batch_size", "micro_rollout_batch_size", "n_samples_per
                 "train_batch_size", "max_epochs", "num_iterations", "introspection_prompts",
                 "tasks_per_introspection", "vllm_num_engines", "vllm_tensor_parallel_size", "actor_num_nodes",
                 "actor_num_gpus_per_node", "ref_num_nodes", "ref_num_gpus_per_node", "prompt_max_len",
-                "generate_max_len", "introspection_max_len", "max_ckpt_num", "monitor_tasks", "patience")
+                "generate_max_len", "introspection_max_len", "max_ckpt_num", "monitor_tasks", "patience", "eval_n_samples")
 
 
 def opt(default, help: str, group: str, **extra):
@@ -164,6 +164,16 @@ class KnowRLConfig:
                                     "consensus")
     patience: int = opt(3, "--early_stop: checks in a row a stop condition must hold", "consensus")
 
+    # --- evaluation during training ---
+    eval_steps: int = opt(-1, "score --eval_dataset every N iterations with evaluation/run_eval.py (a subprocess with "
+                          "its own engine; -1: never); metrics are logged as eval/<benchmark>/<metric>", "eval")
+    eval_dataset: str = opt("", "comma-separated validation sets for --eval_steps: selfaware and kuq (their validation "
+                            "splits, from $KNOWRL_BENCHMARKS_DIR), capability[:N], or JSONL paths", "eval")
+    eval_metric: str = opt("", "BENCHMARK/METRIC (higher is better) whose best iteration goes to --save_path, e.g. "
+                           "selfaware_validation/auroc_p_feasible or capability/model_relative/auroc_pik; empty: the "
+                           "final (or --early_stop's) model", "eval")
+    eval_n_samples: int = opt(4, "classification samples per item in --eval_steps evaluations", "eval")
+
     # --- training ---
     advantage_estimator: str = opt("reinforce", "advantage estimator", "training",
                                    choices=sorted(ADVANTAGE_ESTIMATORS))
@@ -275,6 +285,15 @@ class KnowRLConfig:
                  f"define the target "
                  f"of --reward_func consensus, not of {self.reward_func}: use --reward_func consensus, or "
                  f"--pseudo_label majority --intent_weight 0")
+        need(self.eval_steps == -1 or self.eval_steps >= 1, f"--eval_steps must be -1 (never) or at least 1, "
+                                                            f"got {self.eval_steps}")
+        if self.eval_steps >= 1:
+            need(bool(self.eval_dataset.strip()), "--eval_steps needs --eval_dataset (selfaware, kuq, capability[:N] "
+                                                  "or JSONL paths, comma-separated)")
+        need(not self.eval_metric or self.eval_steps >= 1,
+             f"--eval_metric {self.eval_metric} needs --eval_steps N (it picks among the evaluated iterations)")
+        need(not self.eval_metric or "/" in self.eval_metric,
+             f"--eval_metric {self.eval_metric!r}: give BENCHMARK/METRIC, e.g. selfaware_validation/macro_f1")
         # the value is never echoed: it may be a key, and the line lands in logs
         need(self.use_wandb in WANDB_SPELLINGS,
              "--use_wandb takes 'online' or 'offline', not an API key: a key on the command line ends up in "

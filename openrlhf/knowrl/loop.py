@@ -36,6 +36,7 @@ from openrlhf.knowrl.checkpoint import load_checkpoint, resume_advice, save_chec
 from openrlhf.knowrl.config import KnowRLConfig
 from openrlhf.knowrl.consensus import ConsensusTargets
 from openrlhf.knowrl.held_out import HeldOutMonitor
+from openrlhf.knowrl.in_training_eval import InTrainingEval
 from openrlhf.knowrl.introspection import Task
 from openrlhf.knowrl.pool import TaskPool
 from openrlhf.knowrl.prompt_budget import PromptBudget
@@ -58,9 +59,10 @@ from openrlhf.utils.jsonl import write_jsonl_atomic
 from openrlhf.utils.tracking import MetricsLogger, PhaseTimer, RunProgress
 
 
-class EnginesLostAfterUpdate(RuntimeError):
-    """The post-update weight sync ran out of engine restarts. The iteration is complete (its
-    records and metrics are written): `fit` checkpoints it under its own number, then stops."""
+class StoppedAfterUpdate(RuntimeError):
+    """The iteration is complete (its records and metrics are written) but the run cannot go on:
+    the post-update weight sync ran out of engine restarts, or its --eval_steps evaluation failed.
+    `fit` checkpoints it under its own number, then stops."""
 
 
 class KnowRLTrainer:
@@ -89,6 +91,7 @@ class KnowRLTrainer:
         self.pool = TaskPool(cfg.pool_max_size, cfg.pool_agreement_threshold)
         self.consensus = ConsensusTargets(cfg)      # targets, filter, label balance (and their state)
         self.held_out = HeldOutMonitor(cfg)         # --early_stop's held-out tasks and stop rule
+        self.evaluator = InTrainingEval(cfg, model_path)   # --eval_steps
         self.advantage_fn = get_advantage_estimator(cfg.advantage_estimator)
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.engines: EnginePool | None = None
@@ -141,7 +144,7 @@ class KnowRLTrainer:
                 history.append(self.run_iteration(iteration))
             except (RewardFunctionError, EngineRestartsExhausted) as exc:
                 raise RuntimeError(f"{exc}; {self.save_before_update(iteration, exc)}") from exc
-            except EnginesLostAfterUpdate as exc:
+            except StoppedAfterUpdate as exc:
                 self.train_seconds += time.perf_counter() - start
                 self.save_checkpoint(iteration)
                 raise RuntimeError(f"{exc}; the last complete iteration is checkpointed: "
@@ -159,7 +162,10 @@ class KnowRLTrainer:
         self.progress.close()
         if stop_reason is not None:
             print(f"[knowrl] --early_stop after iteration {iteration - 1}: {stop_reason}", flush=True)
-        if self.held_out.best_iteration:
+        if self.evaluator.best is not None:
+            print(f"[knowrl] {cfg.save_path} holds iteration {self.evaluator.best['iteration']}, the best by "
+                  f"--eval_metric {cfg.eval_metric} ({self.evaluator.best['value']:.4f})", flush=True)
+        elif self.held_out.best_iteration and not cfg.eval_metric:
             print(f"[knowrl] {cfg.save_path} holds iteration {self.held_out.best_iteration}, the closest to the "
                   f"middle of --feasible_rate_band on the held-out tasks", flush=True)
         else:
@@ -173,8 +179,9 @@ class KnowRLTrainer:
     def run_iteration(self, iteration: int) -> dict:
         """One iteration of the method (steps 1-9 above); returns its metrics (the row logged to
         metrics.jsonl). Raises `RewardFunctionError` or `EngineRestartsExhausted` before the
-        update (the policy and pool then hold the end of iteration - 1), `EnginesLostAfterUpdate`
-        once the iteration is complete but its weights could not reach the engines."""
+        update (the policy and pool then hold the end of iteration - 1), `StoppedAfterUpdate`
+        once the iteration is complete but its weights could not reach the engines or its
+        evaluation failed."""
         cfg = self.cfg
         timer = PhaseTimer(on_phase=self.progress.phase)
         start = time.perf_counter()
@@ -213,30 +220,36 @@ class KnowRLTrainer:
         if self.writer.ahead is not None:
             with timer("introspection_wait"):
                 self.writer.finish_ahead()
-        engines_lost = None
+        stop = None   # the update is done: a failure from here on finishes the iteration, then stops (fit)
         if trained:
             with timer("weight_sync"):
                 try:
                     self.engines.sync_weights(iteration)
                 except EngineRestartsExhausted as exc:
-                    engines_lost = exc   # the update is done: finish this iteration, then stop (fit)
+                    stop = exc
 
         with timer("records"):
             write_records(self.cfg, iteration, groups, introspection_log)
         metrics = iteration_metrics(groups, kept, tasks, introspection_log, len(self.pool), cfg.introspection_prompts)
         metrics.update(train_stats)
         metrics.update(self.consensus.monitors(groups, trained))
-        if self.held_out.tasks and engines_lost is None:
+        if self.held_out.tasks and stop is None:
             with timer("held_out"):
                 metrics.update(self.held_out.measure(self.classify(self.held_out.tasks, iteration)))
+        if self.evaluator.due(iteration) and stop is None:
+            with timer("eval"):
+                try:
+                    metrics.update(self.evaluator.run(iteration, self.policy))
+                except RuntimeError as exc:
+                    stop = exc
         metrics["knowrl/introspection_ahead"] = float(ahead is not None)
         metrics.update({f"timing/{k}": v for k, v in timer.seconds.items()})
         metrics["timing/iteration"] = time.perf_counter() - start
         self.logger.log(iteration, metrics)
         line = progress_line(iteration, cfg.num_iterations, metrics, len(kept), len(groups), len(self.pool))
         self.progress.finish_iteration(line, metrics, len(kept), len(groups))
-        if engines_lost is not None:
-            raise EnginesLostAfterUpdate(str(engines_lost)) from engines_lost
+        if stop is not None:
+            raise StoppedAfterUpdate(str(stop)) from stop
         return metrics
 
     def out_of_time(self) -> bool:
@@ -367,7 +380,7 @@ class KnowRLTrainer:
         """Apply the stop rule to this iteration's held-out measures; export the model to
         --save_path when it is the best so far. Returns the reason to stop, or None."""
         reason, improved = self.held_out.check(iteration, metrics)
-        if improved:
+        if improved and not self.cfg.eval_metric:   # --eval_metric picks --save_path instead
             self.policy.call_all("save_hf", self.cfg.save_path, self.model_path)
         return reason
 
@@ -380,7 +393,7 @@ class KnowRLTrainer:
 
     def resumable(self) -> dict:
         """The loop's parts whose state a checkpoint holds (each has state_dict/load_state_dict)."""
-        return {"pool": self.pool, "consensus": self.consensus, "held_out": self.held_out}
+        return {"pool": self.pool, "consensus": self.consensus, "held_out": self.held_out, "eval": self.evaluator}
 
     def save_before_update(self, iteration: int, exc: Exception) -> str:
         """`exc` (a reward or engine failure) came before `iteration`'s update, so the policy and

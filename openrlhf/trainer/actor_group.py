@@ -11,25 +11,35 @@ import ray
 
 from openrlhf.trainer.model_worker import ModelWorker
 from openrlhf.utils.errors import RankDied
-from openrlhf.utils.ray_utils import get_with_timeout, pin_to_node
+from openrlhf.utils.ray_utils import RankPlacement, actor_options, get_with_timeout
 
 
 class ModelGroup:
+    """`world_size` `ModelWorker` actors, one per rank, forming one data-parallel model.
+
+    name: "policy" or "reference" (used in error messages).
+    use_gpu: each rank takes a GPU (and a CPU) unless `placements` says otherwise.
+    threads_per_rank: torch/OpenMP threads of each rank on CPU (None: the library default).
+    timeout: seconds any call to the group may take before `RayWaitTimeout`.
+    placements: per rank, what it is launched with and where (`PlacementPlan.rank_placements`);
+        None: `RankPlacement.anywhere(use_gpu)` for every rank.
+    The ranks are started and their rendezvous wired here; raises `RankDied` naming a rank that
+    died meanwhile, `RayWaitTimeout` when they cannot be scheduled within `timeout`.
+    """
+
     def __init__(self, name: str, world_size: int, *, use_gpu: bool, threads_per_rank: int | None,
-                 timeout: float, node_ids: list[str | None] | None = None):
+                 timeout: float, placements: list[RankPlacement] | None = None):
         self.name = name
         self.world_size = world_size
         self.timeout = timeout
         env = {"TOKENIZERS_PARALLELISM": "false"}
         if threads_per_rank:
             env["OMP_NUM_THREADS"] = str(threads_per_rank)
-        # On CPU every phase runs in turn, so ranks time-share the cores instead of reserving them.
-        resources = {"num_gpus": 1, "num_cpus": 1} if use_gpu else {"num_cpus": 0}
         actor_cls = ray.remote(ModelWorker)
-        node_ids = node_ids or [None] * world_size
+        placements = placements or [RankPlacement.anywhere(use_gpu)] * world_size
         self.actors = [
-            actor_cls.options(runtime_env={"env_vars": env}, scheduling_strategy=pin_to_node(node_ids[rank]),
-                              **resources).remote(rank, world_size, threads_per_rank)
+            actor_cls.options(runtime_env={"env_vars": env}, **actor_options(placements[rank])
+                              ).remote(rank, world_size, threads_per_rank)
             for rank in range(world_size)
         ]
         # rank 0's store takes its port from the OS and keeps it, so no other process can take it
@@ -69,6 +79,7 @@ class ModelGroup:
         return None
 
     def rank_of(self, exc: ray.exceptions.RayActorError) -> int | None:
+        """The rank of the actor whose death `exc` reports, or None when it is not one of ours."""
         dead = getattr(exc, "actor_id", None)
         for rank, actor in enumerate(self.actors):
             if dead is not None and actor._actor_id.hex() == dead:
@@ -88,7 +99,11 @@ class ModelGroup:
         return refs
 
     def collect(self, refs: list, method: str) -> list:
+        """Wait for `refs` (from `submit_all`) and return the results in rank order. Raises
+        `RankDied` naming a dead rank, RuntimeError with a failed rank's error line, or
+        `RayWaitTimeout` after the group's timeout."""
         return self._get(refs, f"calling {method}")
 
     def call_all_async(self, method: str, *args, **kwargs) -> list:
+        """Start `method` with the same arguments on every rank; returns the refs, unchecked."""
         return [getattr(actor, method).remote(*args, **kwargs) for actor in self.actors]

@@ -15,6 +15,7 @@ import torch
 
 @dataclass
 class Experience:
+    """One training batch of B samples: P prompt columns and T response columns (shapes on each field)."""
     sequences: torch.Tensor          # [B, P+T] token ids: left-padded prompt, right-padded response
     attention_mask: torch.Tensor     # [B, P+T] 1 on real tokens
     action_mask: torch.Tensor        # [B, T] 1 on real response tokens
@@ -27,6 +28,7 @@ class Experience:
 
     @property
     def prompt_width(self) -> int:
+        """P: the number of (left-padded) prompt columns in `sequences`."""
         return self.sequences.shape[1] - self.action_mask.shape[1]
 
     def __len__(self) -> int:

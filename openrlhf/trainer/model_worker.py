@@ -87,10 +87,9 @@ def packed_response_logprobs(model, sequences: torch.Tensor, attention_mask: tor
     return out.index_put((rows, cols), token_logp)
 
 
-# Answer-length groups per micro-batch in the shared-prefix scorer. SmolLM2-135M, 4 prompts of
-# ~400 tokens x 4 answers of 3..64 tokens, forward+backward, 2-core CPU (2026-11-23, busy machine,
-# best of 3): 1 group 26.1 s, 2 groups 22.0 s, 3 groups 21.5 s, 4 groups 20.7 s. Beyond 3 the
-# gain is within noise and small groups use the matrix units poorly on a GPU.
+# Answer-length groups per micro-batch in the shared-prefix scorer: on CPU most of the gain of
+# grouping comes with the first 2-3 groups (measurements in benchmarks/README.md); more groups gain
+# within noise and small groups use a GPU's matrix units poorly.
 ANSWER_BUCKETS = 3
 
 
@@ -184,6 +183,8 @@ def shared_prefix_response_logprobs(model, sequences: torch.Tensor, attention_ma
 
 
 class ModelWorker:
+    """One rank of a policy or reference group, as a Ray actor: a DeepSpeed engine on an HF causal LM that
+    scores log-probabilities, trains and hands its weights to the vLLM engines."""
     def __init__(self, rank: int, world_size: int, threads: int | None):
         if threads:
             torch.set_num_threads(threads)
@@ -204,6 +205,7 @@ class ModelWorker:
         return host, self.rendezvous_store.port
 
     def node_id(self) -> str:
+        """The Ray NodeID this rank runs on (for log_dir/placement.json)."""
         import ray
 
         return ray.get_runtime_context().get_node_id()
@@ -245,6 +247,10 @@ class ModelWorker:
                    trust_remote_code: bool = False, flash_attn: bool = False, packing_samples: bool = False,
                    share_prompt_prefix: bool = False,
                    adam_offload: bool = False) -> int:
+        """Form the group's process group (gloo on CPU, NCCL on GPU) and wrap the HF model at `model_path` in
+        DeepSpeed with ZeRO `zero_stage`: trainable (AdamW with `learning_rate`, `weight_decay`,
+        `adam_betas`, gradient clipping at `max_norm`, `lr_warmup_steps` of warm-up) or frozen (reference).
+        Returns the model's parameter count."""
         import deepspeed
         from deepspeed.constants import default_pg_timeout
         from transformers import AutoModelForCausalLM
@@ -299,6 +305,7 @@ class ModelWorker:
 
     @property
     def device(self) -> torch.device:
+        """The device the DeepSpeed engine runs on."""
         return self.engine.device
 
     def _to_device(self, batch: dict) -> dict:
@@ -415,14 +422,18 @@ class ModelWorker:
         return self.exported.handle
 
     def release_exported(self) -> None:
+        """Free the shared-memory bucket last exported for a colocated weight sync, once every engine has
+        copied it."""
         if getattr(self, "exported", None) is not None:
             self.exported.release()
         self.exported = None
 
     def save_checkpoint(self, ckpt_dir: str, tag: str) -> None:
+        """Save this rank's DeepSpeed state (weights, optimizer, scheduler) under `ckpt_dir`/`tag`."""
         self.engine.save_checkpoint(ckpt_dir, tag=tag)
 
     def load_checkpoint(self, ckpt_dir: str, tag: str) -> None:
+        """Load this rank's DeepSpeed state saved under `ckpt_dir`/`tag`."""
         self.engine.load_checkpoint(ckpt_dir, tag=tag)
 
     def save_hf(self, path: str, tokenizer_path: str) -> None:

@@ -1,4 +1,6 @@
-"""The placement plan: which node every policy rank, reference rank and vLLM engine goes to.
+"""The placement plan: which node every policy rank, reference rank and vLLM engine goes to, and
+what it reserves there. Actors are launched from it (`PlacementPlan.rank_placement` ->
+`ray_utils.actor_options`), so `describe()` prints the resources they are started with.
 
 `plan_placement` is a pure function. It reads the layout flags of a config (any object with the
 attributes below: a `KnowRLConfig`, or a `SimpleNamespace` in tests) and, when known, the alive
@@ -16,21 +18,17 @@ Rules, all on the flags as given (none is added for taste):
 * GPU: the policy group is `actor_num_gpus_per_node` GPUs on each of `actor_num_nodes` distinct
   nodes, the reference group likewise with its own flags, and each vLLM engine takes
   `vllm_tensor_parallel_size` GPUs on one node (engines may share a node with each other and with
-  the other groups). Each GPU rank reserves `{"GPU": 1, "CPU": 1}`, so a node offers
-  min(GPUs, CPUs) places. The groups are packed node by node, largest per-node request first,
+  the other groups). Each GPU rank reserves `{"GPU": 1, "CPU": 1}` (an engine with TP N: N such
+  bundles, launched as one placement group on its node), so a node offers min(GPUs, CPUs) places. The groups are packed node by node, largest per-node request first,
   preferring the fullest node that still fits; if that greedy order fails an exhaustive search
   over the nodes' free counts runs before a layout is refused, so a layout that fits is never
   refused;
-* GPU with `colocate_all_models`: policy, reference and engines use the SAME GPUs, each actor
-  reserving a fraction (`COLOCATED_GPU_FRACTION`) of one. That needs policy ranks == reference
-  ranks == engines x TP, the reference laid out on the same nodes as the policy, and TP dividing
-  the policy's GPUs per node (an engine's GPUs are policy GPUs and must sit on one node);
+* GPU with `colocate_all_models` is refused (sharing GPUs between the groups is not implemented);
 * CPU (`use_gpu=False`): TP must be 1, and a group may not ask for more nodes than the cluster
-  has. CPU ranks time-share the cores, so any number may share a node; each reserves a token
-  `CPU_RANK_CPUS` (Ray refuses a bundle whose resources are all zero). Colocation changes
-  nothing on CPU, where everything already shares the cores;
+  has. CPU ranks time-share the cores, so any number may share a node and each reserves
+  `{"CPU": 0}`. Colocation changes nothing on CPU, where everything already shares the cores;
 * `cluster=None` means the cluster is unknown: only the rules that need no cluster are checked
-  (counts, colocation sizes, TP on CPU), no node is assigned, and `describe()` says so.
+  (counts, colocation on GPU, TP on CPU), no node is assigned, and `describe()` says so.
 """
 
 from __future__ import annotations
@@ -38,17 +36,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+from openrlhf.utils.ray_utils import CPU_RANK_BUNDLE, GPU_RANK_BUNDLE, RankPlacement
+
 GROUPS = ("policy", "reference", "vllm")
 FLAGS = {
     "policy": ("--actor_num_nodes", "--actor_num_gpus_per_node"),
     "reference": ("--ref_num_nodes", "--ref_num_gpus_per_node"),
     "vllm": ("--vllm_num_engines", "--vllm_tensor_parallel_size"),
 }
-# Ray's share of one GPU reserved by each colocated actor. Up to four actors fit on a GPU in Ray's
-# accounting; what really limits sharing is memory (vLLM's gpu_memory_utilization), not this number.
-COLOCATED_GPU_FRACTION = 0.25
-# What a CPU rank reserves: Ray needs a non-zero bundle, and CPU ranks time-share the cores.
-CPU_RANK_CPUS = 0.001
 
 
 class LayoutError(ValueError):
@@ -57,6 +52,8 @@ class LayoutError(ValueError):
 
 @dataclass(frozen=True)
 class NodeResources:
+    """One alive Ray node: whole GPUs and CPUs it offers, its IP and Ray NodeID ("" if unknown)."""
+
     gpus: int
     cpus: int
     address: str = ""
@@ -70,6 +67,8 @@ class NodeResources:
 
 @dataclass(frozen=True)
 class ClusterResources:
+    """The alive nodes of a Ray cluster, in the order Ray lists them (node index = position)."""
+
     nodes: tuple[NodeResources, ...]
 
     @classmethod
@@ -87,10 +86,13 @@ class ClusterResources:
 
     @classmethod
     def uniform(cls, num_nodes: int, gpus: int, cpus: int) -> ClusterResources:
+        """`num_nodes` identical nodes with `gpus` GPUs and `cpus` CPUs each, no ids (for planning
+        against a cluster that is not running)."""
         return cls(tuple(NodeResources(gpus, cpus) for _ in range(num_nodes)))
 
     @property
     def total_gpus(self) -> int:
+        """GPUs over all nodes."""
         return sum(n.gpus for n in self.nodes)
 
 
@@ -104,10 +106,10 @@ class GroupPlan:
     per_node: int                      # ranks per node (policy/reference), GPUs per engine (vllm)
     bundles: tuple[dict, ...]          # one per GPU (per rank on CPU)
     nodes: tuple[int | None, ...]      # planned node index per bundle; None when the cluster is unknown
-    shared: bool = False               # colocated: the bundles are shares of GPUs other groups use too
 
     @property
     def bundles_per_rank(self) -> int:
+        """Bundles of one rank: 1, or TP for a vLLM engine on GPUs."""
         return len(self.bundles) // self.ranks
 
     def rank_bundles(self, rank: int) -> range:
@@ -121,6 +123,7 @@ class GroupPlan:
         return len(self.bundles) if self.bundles and "GPU" in self.bundles[0] else 0
 
     def shape(self) -> str:
+        """The group's size in flag terms, e.g. "4 rank(s) = 1 node(s) x 4" or "2 engine(s) x TP 1"."""
         if self.name == "vllm":
             return f"{self.ranks} engine(s) x TP {self.per_node}"
         return f"{self.ranks} rank(s) = {self.num_nodes} node(s) x {self.per_node}"
@@ -128,35 +131,47 @@ class GroupPlan:
 
 @dataclass(frozen=True)
 class PlacementPlan:
+    """Where each group's ranks go and what they reserve (built by `plan_placement`).
+
+    colocated: --colocate_all_models (CPU only; it changes the weight sync, not the placement).
+    cluster: the nodes planned against; None when unknown (no node assigned).
+    groups: policy, reference (absent without KL) and vllm, in that order.
+    notes: lines `describe()` adds at the end.
+    """
+
     use_gpu: bool
     colocated: bool
     cluster: ClusterResources | None
     groups: tuple[GroupPlan, ...]
     notes: tuple[str, ...] = ()
 
-    def node_ids(self, name: str) -> list[str | None]:
-        """Per rank (per engine for vllm), the Ray NodeID its first bundle is planned on, or
-        None where the cluster or the node's id is unknown."""
+    def rank_placement(self, name: str, rank: int) -> RankPlacement:
+        """What rank `rank` of group `name` (engine `rank` for "vllm") is launched with: its
+        bundles and the Ray NodeID of the node they are planned on (None where the cluster or the
+        node's id is unknown). `ray_utils.actor_options` turns it into the actor's Ray options.
+        Raises KeyError for a group the plan does not have."""
         group = self.group(name)
         if group is None:
-            return []
-        ids = []
-        for rank in range(group.ranks):
-            node = group.nodes[group.rank_bundles(rank)[0]]
-            known = self.cluster is not None and node is not None and self.cluster.nodes[node].node_id
-            ids.append(self.cluster.nodes[node].node_id if known else None)
-        return ids
+            raise KeyError(f"the placement plan has no {name} group")
+        indices = group.rank_bundles(rank)
+        node = group.nodes[indices[0]]
+        known = self.cluster is not None and node is not None and self.cluster.nodes[node].node_id
+        return RankPlacement(tuple(dict(group.bundles[i]) for i in indices),
+                             self.cluster.nodes[node].node_id if known else None)
+
+    def rank_placements(self, name: str) -> list[RankPlacement]:
+        """`rank_placement` of every rank of group `name`, in rank order ([] without the group)."""
+        group = self.group(name)
+        return [self.rank_placement(name, r) for r in range(group.ranks)] if group else []
 
     def group(self, name: str) -> GroupPlan | None:
+        """The group called `name` ("policy", "reference", "vllm"), or None when not planned."""
         return next((g for g in self.groups if g.name == name), None)
 
     @property
     def total_gpus(self) -> int:
-        if not self.use_gpu:
-            return 0
-        if self.colocated:
-            return max(g.gpus for g in self.groups)
-        return sum(g.gpus for g in self.groups)
+        """GPUs the plan reserves (0 on CPU)."""
+        return sum(g.gpus for g in self.groups) if self.use_gpu else 0
 
     @property
     def per_node_gpus(self) -> tuple[int, ...]:
@@ -165,18 +180,10 @@ class PlacementPlan:
             return ()
         used = [0] * len(self.cluster.nodes)
         if self.use_gpu:
-            counted = self.groups[:1] if self.colocated else self.groups
-            for g in counted:
+            for g in self.groups:
                 for node in g.nodes:
                     used[node] += 1
         return tuple(used)
-
-    @property
-    def shared_bundles(self) -> tuple[dict, ...]:
-        """Colocated on GPU: the whole GPUs that the groups' fractional bundles are carved from."""
-        if not (self.use_gpu and self.colocated):
-            return ()
-        return tuple({"GPU": 1, "CPU": 1} for _ in range(self.total_gpus))
 
     def _node_counts(self, group: GroupPlan) -> list[int]:
         counts = [0] * len(self.cluster.nodes)
@@ -185,14 +192,15 @@ class PlacementPlan:
         return counts
 
     def describe(self) -> str:
+        """The plan as printed at start and by --dry_run: per group its size and what each rank
+        (engine) is launched with, GPUs in total and, with a known cluster, per node."""
         unit = "GPU" if self.use_gpu else "rank"
         where = ("cluster unknown: only the flags were checked, Ray picks the nodes at start"
                  if self.cluster is None else
                  f"cluster: {len(self.cluster.nodes)} node(s), {self.cluster.total_gpus} GPU(s)")
-        mode = ", colocated on shared GPUs" if self.colocated and self.use_gpu else ""
-        lines = [f"[knowrl] placement ({'GPU' if self.use_gpu else 'CPU'}{mode}; {where})"]
+        lines = [f"[knowrl] placement ({'GPU' if self.use_gpu else 'CPU'}; {where})"]
         for g in self.groups:
-            lines.append(f"  {g.name:<10} {g.shape():<34} bundle {_fmt_bundle(g.bundles[0])}")
+            lines.append(f"  {g.name:<10} {g.shape():<34} {launch_text(self.rank_placement(g.name, 0))}")
         if not any(g.name == "reference" for g in self.groups):
             lines.append("  reference  none (KL off)")
         if self.use_gpu:
@@ -213,6 +221,15 @@ class PlacementPlan:
 
 def _fmt_bundle(bundle: dict) -> str:
     return "{" + ", ".join(f"{k}: {v:g}" for k, v in bundle.items()) + "}"
+
+
+def launch_text(placement: RankPlacement) -> str:
+    """How `ray_utils.actor_options` launches a rank with `placement`, in words: "each {GPU: 1,
+    CPU: 1}" for one bundle, "each a placement group of 2 x {GPU: 1, CPU: 1} on one node" for a
+    tensor-parallel engine."""
+    if len(placement.bundles) == 1:
+        return f"each {_fmt_bundle(placement.bundles[0])}"
+    return f"each a placement group of {len(placement.bundles)} x {_fmt_bundle(placement.bundles[0])} on one node"
 
 
 @dataclass(frozen=True)
@@ -369,7 +386,9 @@ def plan_placement(cfg, cluster: ClusterResources | None, use_gpu: bool) -> Plac
     if not use_gpu:
         return _plan_cpu(lay, cluster)
     if lay.colocate:
-        return _plan_colocated(lay, cluster)
+        raise LayoutError("--colocate_all_models on GPUs is not implemented (policy, reference and engines would "
+                          "have to share GPUs between phases): drop the flag and give each rank and engine a GPU of "
+                          "its own")
     return _plan_gpu(lay, cluster)
 
 
@@ -401,7 +420,7 @@ def _plan_cpu(lay: _Layout, cluster: ClusterResources | None) -> PlacementPlan:
         else:
             nodes = tuple(r // b for r in range(ranks))
         groups.append(GroupPlan(name, a if name == "vllm" else ranks, None if name == "vllm" else a, b,
-                                tuple({"CPU": CPU_RANK_CPUS} for _ in range(ranks)), nodes))
+                                tuple(dict(CPU_RANK_BUNDLE) for _ in range(ranks)), nodes))
     return PlacementPlan(False, lay.colocate, cluster, tuple(groups), tuple(notes))
 
 
@@ -434,7 +453,7 @@ def _check_cluster_totals(lay: _Layout, cluster: ClusterResources, needed: int) 
 def _plan_gpu(lay: _Layout, cluster: ClusterResources | None) -> PlacementPlan:
     names = lay.group_names
     needed = sum(lay.gpus(g) for g in names)
-    bundle = {"GPU": 1, "CPU": 1}
+    bundle = GPU_RANK_BUNDLE
     if cluster is None:
         groups = []
         for name in names:
@@ -470,37 +489,3 @@ def _plan_gpu(lay: _Layout, cluster: ClusterResources | None) -> PlacementPlan:
         groups.append(GroupPlan(name, a if name == "vllm" else a * b, None if name == "vllm" else a, b,
                                 tuple(dict(bundle) for _ in range(a * b)), nodes))
     return PlacementPlan(True, False, cluster, tuple(groups))
-
-
-def _plan_colocated(lay: _Layout, cluster: ClusterResources | None) -> PlacementPlan:
-    world = lay.gpus("policy")
-    sizes = {g: lay.gpus(g) for g in lay.group_names}
-    if len(set(sizes.values())) > 1:
-        raise LayoutError(f"--colocate_all_models puts every group on the same GPUs, so their sizes must match, but "
-                          f"they are {_sizes(lay)}; make policy ranks"
-                          f"{', reference ranks' if lay.needs_ref else ''} and engines x TP equal")
-    if lay.needs_ref and (lay.ref_nodes, lay.ref_per_node) != (lay.actor_nodes, lay.actor_per_node):
-        raise LayoutError(f"--colocate_all_models puts reference ranks on the policy's GPUs, but the reference asks "
-                          f"for {lay.ref_nodes} node(s) x {lay.ref_per_node} and the policy for {lay.actor_nodes} "
-                          f"node(s) x {lay.actor_per_node}; set --ref_num_nodes {lay.actor_nodes} "
-                          f"--ref_num_gpus_per_node {lay.actor_per_node}")
-    if lay.actor_per_node % lay.tp:
-        raise LayoutError(f"--colocate_all_models puts each vLLM engine on policy GPUs and an engine's "
-                          f"{lay.tp} TP GPUs must sit on one node, but {lay.tp} does not divide the "
-                          f"{lay.actor_per_node} policy GPUs per node; use a TP that divides "
-                          f"--actor_num_gpus_per_node")
-    if cluster is None:
-        policy_nodes: tuple[int | None, ...] = (None,) * world
-    else:
-        places = _check_cluster_totals(lay, cluster, world)
-        result = _pack(places, [(lay.actor_nodes, lay.actor_per_node)])
-        policy_nodes = tuple(node for node in result[0] for _ in range(lay.actor_per_node))
-    share = {"GPU": COLOCATED_GPU_FRACTION, "CPU": COLOCATED_GPU_FRACTION}
-    groups = []
-    for name in lay.group_names:
-        a, b = lay.request(name)
-        groups.append(GroupPlan(name, a if name == "vllm" else a * b, None if name == "vllm" else a, b,
-                                tuple(dict(share) for _ in range(world)), policy_nodes, shared=True))
-    note = (f"colocated: each GPU hosts one policy rank{', one reference rank' if lay.needs_ref else ''} and a "
-            f"share of one engine, each reserving {COLOCATED_GPU_FRACTION:g} GPU in Ray")
-    return PlacementPlan(True, True, cluster, tuple(groups), (note,))

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 def deepspeed_config(*, zero_stage: int, bf16: bool, micro_batch_size: int,
                      max_norm: float, trainable: bool, adam_offload: bool = False) -> dict:
+    """The DeepSpeed config dict of one rank: ZeRO `zero_stage` (0 for a frozen model at stages 1-2, which
+    shard nothing it has), bf16 or fp32, `micro_batch_size` samples per micro-batch, gradient clipping at
+    `max_norm`, optimizer states on the CPU with `adam_offload`. Raises ValueError for a stage outside 0-3
+    or --adam_offload with stage 0."""
     if zero_stage not in (0, 1, 2, 3):
         raise ValueError(f"--zero_stage must be 0, 1, 2 or 3, got {zero_stage}")
     if not trainable and zero_stage in (1, 2):

@@ -40,12 +40,14 @@ _DTYPES = {str(t): t for t in (torch.float32, torch.bfloat16, torch.float16)}
 
 @dataclass(frozen=True)
 class ParamMeta:
+    """Name, shape and dtype of one policy parameter, in the order the weight sync sends them."""
     name: str
     shape: tuple[int, ...]
     dtype: str              # str(torch.dtype), e.g. "torch.float32"
 
     @property
     def nbytes(self) -> int:
+        """Bytes of the full (unsharded) tensor."""
         return _DTYPES[self.dtype].itemsize * max(1, int(torch.Size(self.shape).numel()))
 
 
@@ -82,16 +84,20 @@ class WeightSyncGroup:
             self.group = dist.ProcessGroupGloo(prefixed, rank, world_size, timeout)
 
     def broadcast(self, tensor: torch.Tensor) -> None:
+        """Broadcast `tensor` in place from rank 0 (the policy) to every rank of the group; blocks until done."""
         opts = dist.BroadcastOptions()
         opts.rootRank = 0
         self.group.broadcast([tensor], opts).wait()
 
     def send_bucket(self, tensors: list[torch.Tensor]) -> None:
+        """Rank 0: send `tensors` (one bucket) as one flat broadcast, in order."""
         flat = torch.cat([t.detach().reshape(-1) for t in tensors]) if len(tensors) > 1 else \
             tensors[0].detach().reshape(-1).contiguous()
         self.broadcast(flat)
 
     def receive_bucket(self, metas: list[ParamMeta], device) -> list[tuple[str, torch.Tensor]]:
+        """Receive one bucket broadcast by rank 0 onto `device`; returns (name, tensor) per entry of `metas`,
+        each shaped as its metadata says (views into one flat buffer)."""
         flat = torch.empty(sum(int(torch.Size(m.shape).numel()) for m in metas), dtype=_DTYPES[metas[0].dtype],
                            device=device)
         self.broadcast(flat)
@@ -157,6 +163,7 @@ class SharedBucket:
             self.handle = ("file", self.path, flat.numel(), str(flat.dtype))
 
     def release(self) -> None:
+        """Drop the bucket: forget the tensor and unlink its /dev/shm file (CPU); safe to call twice."""
         self.tensor = None
         if self.path is not None:
             try:
@@ -177,6 +184,8 @@ def open_handle(handle: tuple) -> torch.Tensor:
 
 
 def split_bucket(flat: torch.Tensor, metas: list[ParamMeta]) -> list[tuple[str, torch.Tensor]]:
+    """Split a flat bucket into (name, tensor) per entry of `metas`, each a view shaped as its metadata says.
+    `flat` holds exactly the entries' elements, in order."""
     sizes = [int(torch.Size(m.shape).numel()) for m in metas]
     return [(m.name, chunk.view(m.shape)) for m, chunk in zip(metas, flat.split(sizes))]
 

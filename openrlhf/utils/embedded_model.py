@@ -19,6 +19,7 @@ _GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def cache_dir() -> Path:
+    """KnowRL's cache folder: $KNOWRL_CACHE, else $XDG_CACHE_HOME/knowrl (default ~/.cache/knowrl)."""
     root = os.environ.get("KNOWRL_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "knowrl"
     )
@@ -26,6 +27,7 @@ def cache_dir() -> Path:
 
 
 def embedded_model_dir() -> Path:
+    """Where the embedded model is unpacked, under `cache_dir()`."""
     return cache_dir() / "models" / EMBEDDED_NAME
 
 

@@ -58,6 +58,8 @@ MASTER_WEIGHT_BYTES = 4     # fp32 copy of bf16 weights kept by the optimizer
 
 @dataclass(frozen=True)
 class ModelSize:
+    """The sizes of a causal LM that the estimate needs (from its config.json): parameter count, hidden size,
+    layers, attention and KV heads, head dimension, vocabulary, MLP width, tied embeddings."""
     params: int
     hidden: int
     layers: int
@@ -120,6 +122,7 @@ def model_size_from_path(model_path: str) -> ModelSize:
 
 @dataclass(frozen=True)
 class RoleMemory:
+    """Memory per GPU of one role (policy, reference or vLLM), item by item, in GiB."""
     name: str                               # "policy", "reference" or "vllm"
     items: tuple[tuple[str, float], ...]    # (what, GiB per GPU)
     world: int                              # ranks (policy/reference) or TP (vllm) the role is spread over
@@ -128,17 +131,22 @@ class RoleMemory:
 
     @property
     def total_gib(self) -> float:
+        """GiB per GPU at the peak: every item, except that of each group of items never alive together only
+        the largest group counts."""
         grouped = {name for group in self.exclusive for name in group}
         values = dict(self.items)
         always = sum(v for k, v in self.items if k not in grouped)
         return always + max((sum(values[k] for k in group) for group in self.exclusive), default=0.0)
 
     def item(self, what: str) -> float:
+        """GiB per GPU of item `what`. Raises KeyError for an item the role does not have."""
         return dict(self.items)[what]
 
 
 @dataclass(frozen=True)
 class MemoryEstimate:
+    """The memory estimate of a run: its roles, the GPU size (GiB) they are compared with, and the vLLM KV
+    cache in tokens per engine."""
     roles: tuple[RoleMemory, ...]
     gpu_memory_gib: float
     colocated: bool = False
@@ -147,14 +155,18 @@ class MemoryEstimate:
     sequence_len: int = 0
 
     def role(self, name: str) -> RoleMemory | None:
+        """The role called `name`, or None (no reference without KL)."""
         return next((r for r in self.roles if r.name == name), None)
 
     @property
     def colocated_total_gib(self) -> float:
+        """GiB per GPU of all roles together (what one GPU holds when they are colocated)."""
         return sum(r.total_gib for r in self.roles)
 
     @property
     def warnings(self) -> tuple[str, ...]:
+        """One line per problem on GPU: a role (or the colocated roles together) larger than the GPU, or no
+        room for a vLLM KV cache; () on CPU."""
         if not self.on_gpu:
             return ()
         out = []
@@ -173,6 +185,8 @@ class MemoryEstimate:
         return tuple(out)
 
     def describe(self) -> str:
+        """The estimate as printed at start and by --dry_run: GiB per GPU (per process on CPU) of each role
+        and its items, the KV cache capacity, and the warnings."""
         unit = "GPU" if self.on_gpu else "process"
         lines = [f"[knowrl] memory estimate per {unit} (GiB; a rough planning figure, not a measurement):"]
         for r in self.roles:

@@ -3,22 +3,71 @@
 from __future__ import annotations
 
 import re
+import time
+from dataclasses import dataclass
 
 import ray
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+from ray.util.placement_group import NODE_ID_LABEL_KEY, placement_group
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy
+
+# What one rank reserves. A GPU rank (a training rank, a vLLM engine or one of its tensor-parallel
+# workers) takes a GPU and a CPU to drive it; CPU ranks time-share the cores (every phase runs in
+# turn), so they reserve none.
+GPU_RANK_BUNDLE = {"GPU": 1, "CPU": 1}
+CPU_RANK_BUNDLE = {"CPU": 0}
 
 
 class RayWaitTimeout(RuntimeError):
-    pass
+    """A Ray wait ran past its deadline; the message names what was awaited."""
+
+
+@dataclass(frozen=True)
+class RankPlacement:
+    """What one rank (a training rank, or one vLLM engine) is launched with.
+
+    bundles: Ray resource bundles, e.g. ({"GPU": 1, "CPU": 1},): one for a training rank or an
+        engine on one device; one per GPU for an engine with tensor parallelism N > 1 (its N vLLM
+        workers fill them, all on one node).
+    node_id: the Ray NodeID the rank must run on; None lets Ray choose.
+    """
+
+    bundles: tuple[dict, ...]
+    node_id: str | None = None
+
+    @classmethod
+    def anywhere(cls, use_gpu: bool, gpus: int = 1) -> RankPlacement:
+        """A rank launched without a placement plan (tests, benchmarks): the bundles a plan gives
+        it (`gpus` of them on GPU, one on CPU), on any node."""
+        return cls(tuple(dict(GPU_RANK_BUNDLE) for _ in range(gpus)) if use_gpu else (dict(CPU_RANK_BUNDLE),))
+
+
+def actor_options(placement: RankPlacement) -> dict:
+    """The keyword arguments of Ray's `.options()` that launch an actor exactly as `placement`
+    says. One bundle: `num_gpus`/`num_cpus` of that bundle, held to `node_id` when given. Several
+    (a tensor-parallel vLLM engine): a STRICT_PACK placement group of those bundles on
+    `node_id`'s node; the actor itself reserves nothing in bundle 0 and the placement group is
+    captured by its child actors, so vLLM's Ray executor finds it
+    (`ray.util.get_current_placement_group`) and puts one worker in each bundle. Reusing the
+    returned options for a replacement actor reuses that placement group."""
+    if len(placement.bundles) == 1:
+        bundle = placement.bundles[0]
+        return {"num_gpus": bundle.get("GPU", 0), "num_cpus": bundle.get("CPU", 0),
+                "scheduling_strategy": pin_to_node(placement.node_id)}
+    selector = [{NODE_ID_LABEL_KEY: placement.node_id}] * len(placement.bundles) if placement.node_id else None
+    group = placement_group([dict(b) for b in placement.bundles], strategy="STRICT_PACK",
+                            bundle_label_selector=selector)
+    return {"num_gpus": 0, "num_cpus": 0,
+            "scheduling_strategy": PlacementGroupSchedulingStrategy(
+                group, placement_group_bundle_index=0, placement_group_capture_child_tasks=True)}
 
 
 def get_with_timeout(refs, timeout: float, what: str):
     """ray.get with a deadline; a stuck or unschedulable actor becomes a named error, not a hang.
 
     Results are collected as they finish, so a failed task (a dead actor) raises at once even
-    while others are still running, or blocked in a collective waiting for the dead one."""
-    import time
-
+    while others are still running, or blocked in a collective waiting for the dead one.
+    `refs`: one ObjectRef (returns its value) or a list (returns the values in order); `timeout`
+    in seconds. Raises `RayWaitTimeout` naming `what`, or the first failed call's Ray error."""
     single = not isinstance(refs, list)
     pending = [refs] if single else list(refs)
     position = {ref: i for i, ref in enumerate(pending)}

@@ -44,6 +44,8 @@ def wandb_reachable(timeout_s: float = 3.0) -> bool:
 
 
 class MetricsLogger:
+    """Writes each iteration's metrics to metrics.jsonl and, when asked, TensorBoard and W&B under the same
+    names."""
     def __init__(self, log_dir: str, tensorboard_dir: str = "", wandb: str = "", wandb_project: str = "knowrl",
                  wandb_run_name: str = "", config: dict | None = None):
         """Metrics go to ``log_dir/metrics.jsonl`` always, to TensorBoard under ``tensorboard_dir``
@@ -78,6 +80,8 @@ class MetricsLogger:
                   f"earlier kill or a full disk); those iterations are re-run", flush=True)
 
     def log(self, step: int, metrics: dict) -> None:
+        """Append iteration `step`'s `metrics` to metrics.jsonl (non-finite floats as null) and log the finite
+        numeric ones to TensorBoard and W&B at that step; text values go to the JSONL only."""
         clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
         with open(self.path, "a") as f:
             f.write(json.dumps({"iteration": step, **clean}) + "\n")
@@ -90,6 +94,7 @@ class MetricsLogger:
             self.wandb.log(numeric, step=step)
 
     def close(self) -> None:
+        """Flush and close TensorBoard and finish the W&B run."""
         if self.tb is not None:
             self.tb.close()
         if self.wandb is not None:
@@ -110,9 +115,12 @@ class RunProgress:
         self.last = ""
 
     def phase(self, name: str) -> None:
+        """Show the current phase (e.g. "sampling") beside the bar."""
         self.bar.set_postfix_str(f"{name} | {self.last}" if self.last else name)
 
     def finish_iteration(self, line: str, metrics: dict, kept: int, classified: int) -> None:
+        """Print the iteration's console `line` above the bar and advance it, showing the iteration's
+        agreement, reward, KL and groups kept (`kept` of `classified`)."""
         self.last = (f"agree {metrics['rollout/agreement']:.2f} reward {metrics['rollout/reward']:.2f} "
                      f"kl {metrics.get('train/kl', 0.0):.1e} kept {kept}/{classified}")
         if self.bar.disable:
@@ -123,4 +131,5 @@ class RunProgress:
         self.bar.set_postfix_str(self.last)
 
     def close(self) -> None:
+        """Close the bar."""
         self.bar.close()
