@@ -55,7 +55,6 @@ from openrlhf.rollout.engine_pool import EnginePool, EngineRestartsExhausted
 from openrlhf.trainer.actor_group import ModelGroup
 from openrlhf.trainer.experience import Experience, build_experience
 from openrlhf.trainer.placement import PlacementPlan
-from openrlhf.utils.jsonl import write_jsonl_atomic
 from openrlhf.utils.tracking import MetricsLogger, PhaseTimer, RunProgress
 
 
@@ -134,7 +133,7 @@ class KnowRLTrainer:
         history = []
         done = self.resume() if cfg.load_checkpoint else 0
         if cfg.early_stop and not self.held_out.tasks:
-            self.start_held_out()
+            self.held_out.write(self.writer, self.classify, self.iteration_rng)
         self.progress = RunProgress(cfg.num_iterations, done)
         iteration = done + 1
         stop_reason = None
@@ -352,30 +351,6 @@ class KnowRLTrainer:
         return train_metrics(step_stats, exp)
 
     # ------------------------------------------------------------------ --early_stop
-    def start_held_out(self) -> None:
-        """The starting model writes the held-out tasks (log_dir/held_out_tasks.jsonl, its answers
-        in held_out_introspection.jsonl; up to 3 rounds of prompts for twice --monitor_tasks, as
-        some tasks are dropped) and classifies them once: the reference of the stop rule. If it
-        writes none, early stopping is off for the run (said once)."""
-        cfg = self.cfg
-        prompts = -(-2 * cfg.monitor_tasks // cfg.tasks_per_introspection)
-        tasks, log = [], []
-        for round_ in range(3):
-            more, more_log = self.writer.write(-round_, self.iteration_rng(-round_), prompts, held_out=True)
-            tasks += [t for t in more if t.text not in {x.text for x in tasks}][:cfg.monitor_tasks - len(tasks)]
-            log += more_log
-            if len(tasks) >= cfg.monitor_tasks:
-                break
-        write_jsonl_atomic(f"{cfg.log_dir}/held_out_introspection.jsonl", log)
-        write_jsonl_atomic(f"{cfg.log_dir}/held_out_tasks.jsonl", (vars(t) for t in tasks))
-        if not tasks:
-            print("[knowrl] warning: --early_stop: the starting model wrote no usable held-out task (see "
-                  f"{cfg.log_dir}/held_out_introspection.jsonl); early stopping is off for this run", flush=True)
-            return
-        measures = self.held_out.start(tasks, self.classify(tasks, 0))
-        print(f"[knowrl] --early_stop: {len(tasks)} held-out tasks written by the starting model; "
-              + ", ".join(f"{k.split('/')[1]} {v:.3f}" for k, v in measures.items()), flush=True)
-
     def early_stop_check(self, iteration: int, metrics: dict) -> str | None:
         """Apply the stop rule to this iteration's held-out measures; export the model to
         --save_path when it is the best so far. Returns the reason to stop, or None."""
