@@ -118,6 +118,11 @@ class KnowRLTrainer:
               f"{time.perf_counter() - t0:.1f}s; weights reach the engines "
               f"{'through shared memory (colocated)' if cfg.colocate_all_models else 'over a sync group'}; "
               f"engines and policy in {self.engines.engine_args['dtype']}", flush=True)
+        if cfg.lora is not None:
+            print(f"[knowrl] LoRA rank {cfg.lora_rank} (alpha {cfg.lora_alpha:g}) on {cfg.target_modules}; the engines "
+                  f"get the merged weights" + ("; reference log-probs from the policy with its adapter off, no "
+                                               "reference model loaded" if cfg.needs_ref_logprobs and
+                                               self.reference is None else ""), flush=True)
         self.logger = MetricsLogger(cfg.log_dir, cfg.use_tensorboard, cfg.use_wandb, cfg.wandb_project,
                                     cfg.wandb_run_name, config=cfg.public_dict())
 
@@ -304,10 +309,12 @@ class KnowRLTrainer:
         exp = build_experience([s.prompt_token_ids for s in samples], [s.token_ids for s in samples], rewards,
                                self.pad_token_id)
         kl_in_reward = 0.0 if cfg.use_kl_loss else cfg.init_kl_coef
-        scorers = {"old_logp": self.policy if self.needs_old_logprobs(len(exp)) else None,
-                   "ref_logp": self.reference}
-        scored = score_logprobs({name: group for name, group in scorers.items() if group is not None}, exp,
-                                cfg.micro_rollout_batch_size, cfg.temperature, cfg.share_prompt_prefix,
+        passes = {"old_logp": (self.policy, {})} if self.needs_old_logprobs(len(exp)) else {}
+        if self.reference is not None:
+            passes["ref_logp"] = (self.reference, {})
+        elif cfg.needs_ref_logprobs:   # LoRA: the frozen base, i.e. the policy with its adapter off
+            passes["ref_logp"] = (self.policy, {"disable_adapter": True})
+        scored = score_logprobs(passes, exp, cfg.micro_rollout_batch_size, cfg.temperature, cfg.share_prompt_prefix,
                                 self.concurrent_scoring)
         for name, logp in scored.items():
             setattr(exp, name, logp)
