@@ -147,3 +147,44 @@ def test_two_iterations_train_the_adapter_only_and_export_both_forms(tiny, tmp_p
     ids = torch.randint(5, 500, (1, 10))
     with torch.no_grad():
         torch.testing.assert_close(merged(ids).logits, adapted.merge_and_unload()(ids).logits, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.e2e
+def test_engine_answers_like_the_adapted_policy_and_adapter_off_scores_like_the_reference(tiny, tmp_path):
+    import ray
+
+    from openrlhf.rollout.vllm_engine import create_vllm_engines, generate_on_engines
+    from openrlhf.trainer.actor_group import ModelGroup
+    from openrlhf.trainer.weight_sync import broadcast_policy_to_engines, connect_policy_to_engines
+
+    greedy = {"temperature": 0.0, "max_tokens": 12}
+    prompts = ["Task: write a poem about the sea", "Label: feasible", "What is the capital of France?"]
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        common = dict(zero_stage=0, bf16=False, seed=0, micro_batch_size=2)
+        policy = ModelGroup("policy", 1, use_gpu=False, threads_per_rank=2, timeout=300)
+        policy.call_all("init_model", tiny, trainable=True, learning_rate=1e-6,
+                        lora=LoraSettings(rank=4, alpha=8, identity_init=False), **common)
+        reference = ModelGroup("reference", 1, use_gpu=False, threads_per_rank=2, timeout=300)
+        reference.call_all("init_model", tiny, trainable=False, **common)
+        batch = {"sequences": torch.randint(5, 500, (2, 14)), "attention_mask": torch.ones(2, 14, dtype=torch.long),
+                 "action_mask": torch.ones(2, 5)}
+        off = policy.call_all("compute_logprobs", [batch], 1.0, disable_adapter=True)[0][0]
+        on = policy.call_all("compute_logprobs", [batch], 1.0)[0][0]
+        ref = reference.call_all("compute_logprobs", [batch], 1.0)[0][0]
+        torch.testing.assert_close(off, ref)
+        assert not torch.allclose(on, ref), "the random adapter changes the policy"
+
+        policy.call_all("save_hf", str(tmp_path / "merged"), tiny)
+        kwargs = dict(seed=0, max_model_len=256, use_gpu=False, threads=2)
+        (engine,) = create_vllm_engines(1, tiny, **kwargs)
+        (merged,) = create_vllm_engines(1, str(tmp_path / "merged"), **kwargs)
+        texts = lambda e: [[s.text for s in g] for g in generate_on_engines([e], prompts, greedy, 1, timeout=300)]  # noqa: E731
+        expected = texts(merged)
+        assert texts(engine) != expected, "the base and the merged policy should answer differently"
+        metadata = connect_policy_to_engines(policy, [engine], timeout=300)
+        assert [m.name for m in metadata][:2] == ["model.embed_tokens.weight", "model.layers.0.self_attn.q_proj.weight"]
+        broadcast_policy_to_engines(policy, [engine], metadata, 64 * 1024, timeout=300)
+        assert texts(engine) == expected, "after the sync the engine answers like the merged policy"
+    finally:
+        ray.shutdown()
