@@ -17,9 +17,11 @@ Measures, on one model and one set of requests, and writes `results.json` plus a
    samples per task and policy ranks, weight-sync time and peak memory (PSS of the run's process
    tree) of those runs, and the weight sync alone against model size;
 6. overlap (`--only overlap`, not in the default run): steady iteration time with and without
-   `--overlap_introspection`.
+   `--overlap_introspection`;
+7. lora (`--only lora`, not in the default run): the policy worker's update tokens/s and peak
+   memory with and without a rank-16 LoRA adapter (`--lora_rank`).
 `--quick` uses a tiny random model (under 3 minutes); the default is the embedded SmolLM2-135M
-(under 15 minutes on a 2-core machine). `--only rollout,training,iteration,peer,scaling,overlap`
+(under 15 minutes on a 2-core machine). `--only rollout,training,iteration,peer,scaling,overlap,lora`
 picks parts; `results["part_wall_s"]` records how long each took.
 """
 
@@ -161,6 +163,42 @@ def bench_training(model_path: str, batches: list[dict], tokens: int, repeats: i
                  for stage, s in seconds.items()}
     return {"micro_batches": len(batches), "tokens_per_step": tokens, "torch_tokens_per_s": tokens / torch_s,
             "deepspeed": per_stage, "rounds_timed": repeats, "goal": ">= 0.9"}
+
+
+def bench_lora(model_path: str, batches: list[dict], tokens: int, repeats: int, rank: int = 16) -> dict:
+    """The policy worker's update with and without a LoRA adapter (rank `rank`, all linear
+    layers, alpha 2r), ZeRO-0, one rank each, steps taken in turn (full, LoRA, full, ...) after a
+    warm-up round: tokens/s and the peak RSS of each worker process (`ModelWorker.peak_rss_bytes`)."""
+    import ray
+
+    from openrlhf.trainer.actor_group import ModelGroup
+    from openrlhf.trainer.lora import LoraSettings
+
+    threads = os.cpu_count()
+    normalizer = float(sum(b["action_mask"].sum() for b in batches))
+    step = [{"micro_batches": batches, "normalizer": normalizer}]
+    kwargs = dict(clip_eps=0.2, temperature=1.0, use_kl_loss=False, kl_coef=0.0, kl_estimator="k1")
+    ray.init(num_cpus=threads, include_dashboard=False, log_to_driver=False)
+    try:
+        groups, params = {}, {}
+        for name, lora in (("full", None), (f"lora_r{rank}", LoraSettings(rank, 2.0 * rank))):
+            groups[name] = ModelGroup(f"policy-{name}", 1, use_gpu=False, threads_per_rank=threads, timeout=900)
+            params[name] = groups[name].call_all("init_model", model_path, trainable=True, zero_stage=0, bf16=False,
+                                                 seed=0, micro_batch_size=len(batches[0]["sequences"]),
+                                                 learning_rate=1e-6, lora=lora)[0]
+        seconds = {name: 0.0 for name in groups}
+        for round_ in range(1 + repeats):
+            for name, group in groups.items():
+                began = time.perf_counter()
+                group.call_all("train_steps", step, **kwargs)
+                if round_:
+                    seconds[name] += (time.perf_counter() - began) / repeats
+        peak = {name: group.call_all("peak_rss_bytes")[0] for name, group in groups.items()}
+    finally:
+        ray.shutdown()
+    return {"tokens_per_step": tokens, "rounds_timed": repeats, "threads": threads,
+            **{name: {"tokens_per_s": tokens / s, "peak_rss_gib": peak[name] / 2**30, "parameters": params[name]}
+               for name, s in seconds.items()}}
 
 
 def bench_iteration(rows: list[dict]) -> dict:
@@ -342,7 +380,7 @@ def bench_scaling(model_path: str, quick: bool) -> dict:
     return {"shapes": results, "weight_sync": bench_weight_sync(models)}
 
 
-PARTS = ("rollout", "training", "iteration", "peer", "scaling", "overlap")
+PARTS = ("rollout", "training", "iteration", "peer", "scaling", "overlap", "lora")
 
 
 def bench_weight_sync(models: dict[str, str], repeats: int = 3) -> dict:
@@ -384,7 +422,7 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny random model, a few minutes")
     parser.add_argument("--output", default="benchmarks/results.json", help="where to write the JSON results")
     parser.add_argument("--only", default="rollout,training,iteration,peer",
-                        help="comma-separated parts to run: rollout, training, iteration, peer, scaling, overlap")
+                        help="comma-separated parts to run: rollout, training, iteration, peer, scaling, overlap, lora")
     parser.add_argument("--scaling", action="store_true", help="add the scaling sweeps (long)")
     parser.add_argument("--trl_from", default=None, help="reuse the TRL numbers of an earlier results.json")
     parser.add_argument("--no_share_prompt_prefix", action="store_true",
@@ -452,6 +490,8 @@ def main(argv=None) -> int:
                                    not args.no_share_prompt_prefix),
         "scaling": lambda: bench_scaling(model_path, args.quick),
         "overlap": lambda: bench_overlap(model_path, args.quick),
+        "lora": lambda: bench_lora(model_path, *micro_batches(tokenizer, requests, shape["response_len"],
+                                                              shape["micro"], shape["count"]), shape["repeats"]),
     }
     results["part_wall_s"] = {}
     for name, runner in runners.items():
@@ -491,6 +531,10 @@ def print_table(results: dict) -> None:
         else:
             line += f"; {p['note']}"
         print(line)
+    if "lora" in results:
+        for name, row in results["lora"].items():
+            if isinstance(row, dict):
+                print(f"lora      {name:<8} update {row['tokens_per_s']:.0f} tokens/s, peak RSS {row['peak_rss_gib']:.2f} GiB")
     if "overlap" in results:
         o = results["overlap"]
         print(f"overlap   introspection during the update: iteration {o['sequential']['iteration_s']:.1f}s -> "

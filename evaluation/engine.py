@@ -31,7 +31,7 @@ from openrlhf.knowrl.prompts import (
     chat_prompt,
     parse_answer,
 )
-from openrlhf.utils.embedded_model import EMBEDDED_ALIASES, EMBEDDED_NAME, embedded_model_dir
+from openrlhf.utils.embedded_model import EMBEDDED_ALIASES, EMBEDDED_NAME, embedded_model_dir, resolve_pretrain
 from openrlhf.utils.quiet import quiet_libraries
 
 MIN_MODEL_LEN = 1024
@@ -68,9 +68,39 @@ def check_model_path(model_path: str | None) -> str | None:
     p = Path(model_path).expanduser()
     if not p.exists():
         return f"--model-path {model_path}: no such directory — give a Hugging Face model folder (with config.json), or omit it for the embedded default"
+    if is_adapter(str(p)):
+        base = adapter_base(str(p))
+        if not is_embedded(base) and not (Path(base).expanduser() / "config.json").is_file():
+            return (f"--model-path {model_path}: a LoRA adapter whose base model {base!r} is not here — evaluate "
+                    f"the merged folder KnowRL saved beside it (its parent), or restore the base model there")
+        return None
     if not p.is_dir() or not (p / "config.json").is_file():
         return f"--model-path {model_path}: no config.json there — give a Hugging Face model folder (e.g. a saved checkpoint's actor folder)"
     return None
+
+
+def is_adapter(path: str) -> bool:
+    """`path` is a PEFT adapter folder (adapter_config.json, no config.json of a full model)."""
+    p = Path(path)
+    return (p / "adapter_config.json").is_file() and not (p / "config.json").is_file()
+
+
+def adapter_base(path: str) -> str:
+    """The base model an adapter folder was trained on (its adapter_config.json)."""
+    return json.loads((Path(path) / "adapter_config.json").read_text()).get("base_model_name_or_path") or ""
+
+
+def merge_adapter(path: str, out_dir: Path) -> str:
+    """Write the base model with the LoRA adapter at `path` merged in (W + alpha/r B A) to
+    `out_dir` as an HF folder with the base's tokenizer, for vLLM; returns `out_dir`."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base = resolve_pretrain(adapter_base(path))
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), path).merge_and_unload()
+    model.save_pretrained(out_dir)
+    AutoTokenizer.from_pretrained(base).save_pretrained(out_dir)
+    return str(out_dir)
 
 
 def prepare_env(use_gpu: bool, quiet: bool = True) -> None:

@@ -21,6 +21,7 @@ the repo root.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -34,7 +35,17 @@ from evaluation.benchmarks import (
     balanced_subsample,
     load_benchmark,
 )
-from evaluation.engine import MIN_MODEL_LEN, Classifier, check_model_path, is_embedded, model_name, prepare_env
+from evaluation.engine import (
+    MIN_MODEL_LEN,
+    Classifier,
+    adapter_base,
+    check_model_path,
+    is_adapter,
+    is_embedded,
+    merge_adapter,
+    model_name,
+    prepare_env,
+)
 from evaluation.intrinsic import generate_tasks
 from openrlhf.knowrl.prompts import (
     ANSWER_FILE,
@@ -213,6 +224,9 @@ def evaluate_model(model_path: str, benches, templates, answer_template: str, se
     out_dir.mkdir(parents=True, exist_ok=True)
     use_gpu = torch.cuda.is_available()
     resolved = resolve_pretrain(model_path)
+    if is_adapter(resolved):   # a LoRA adapter: vLLM gets the base with it merged in
+        resolved = merge_adapter(resolved, out_dir / "merged_model")
+        print(f"[eval] {model_path}: LoRA adapter merged into its base model {adapter_base(model_path)}")
     clf = Classifier(resolved, seed=args.seed, use_gpu=use_gpu, answer_prefix=args.answer_prefix)
     cap = clf.max_model_len
     # Prompts, and the context length they need.
@@ -288,6 +302,7 @@ def evaluate_model(model_path: str, benches, templates, answer_template: str, se
             R.eprint(f"[eval] warning: intrinsic: the model wrote {len(tasks)} usable tasks of {2 * args.intrinsic} asked for")
     engine_start_s = clf.engine_start_s
     clf.close()
+    shutil.rmtree(out_dir / "merged_model", ignore_errors=True)   # a merged LoRA adapter, loaded and done with
 
     scores = R.score_records(records)
     if args.intrinsic and "intrinsic" not in scores:  # the model wrote no usable task

@@ -20,6 +20,9 @@ CLASS_BALANCE=${CLASS_BALANCE:-none}
 INTENT_WEIGHT=${INTENT_WEIGHT:-0}
 early_stop=()
 if [ "${EARLY_STOP:-0}" = "1" ]; then early_stop=(--early_stop); fi
+# LoRA instead of full fine-tuning (0: off), e.g. LORA_RANK=16 ACTOR_GPUS=2 (README, "GPU cluster")
+LORA_RANK=${LORA_RANK:-0}
+LORA_ALPHA=${LORA_ALPHA:-32}
 
 python -m openrlhf.cli.train_knowrl \
   --pretrain "$PRETRAIN" \
@@ -40,4 +43,5 @@ python -m openrlhf.cli.train_knowrl \
   --min_group_reward 0.2 --max_group_reward 0.8 --pool_agreement_threshold 0.875 \
   --pseudo_label "$PSEUDO_LABEL" --group_filter "$GROUP_FILTER" --class_balance "$CLASS_BALANCE" \
   --intent_weight "$INTENT_WEIGHT" ${early_stop[@]+"${early_stop[@]}"} \
+  --lora_rank "$LORA_RANK" --lora_alpha "$LORA_ALPHA" \
   --save_steps 5 "$@"

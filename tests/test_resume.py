@@ -100,16 +100,18 @@ def test_time_budget_stops_with_a_checkpoint_and_resume_carries_the_time(tmp_pat
 
 
 @pytest.mark.e2e
-def test_interrupted_and_resumed_run_equals_the_uninterrupted_one(tmp_path):
+@pytest.mark.parametrize("flags", [(), ("--lora_rank", "4", "--lora_alpha", "8")], ids=["full", "lora"])
+def test_interrupted_and_resumed_run_equals_the_uninterrupted_one(tmp_path, flags):
     """Fixed seed, CPU: stop after iteration 1 (time budget), resume, and the records, metrics
     and task pool of every iteration equal those of a run that was never interrupted. This holds
     because engines are reseeded per iteration and the checkpoint restores weights, optimizer
-    and pool exactly."""
+    and pool exactly; with LoRA, the adapter and its optimizer state (the reference being the
+    policy with its adapter off)."""
     from tiny_model import build_tiny_model
 
     model = build_tiny_model(tmp_path / "tiny")
     straight, split = tmp_path / "straight", tmp_path / "split"
-    extra = ("--actor_learning_rate", "1e-3", "--seed", "7")
+    extra = ("--actor_learning_rate", "1e-3", "--seed", "7", *flags)
     runs = [subprocess.run(train_argv(model, straight, 3, *extra), cwd=ROOT, capture_output=True, text=True,
                            timeout=900),
             subprocess.run(train_argv(model, split, 3, *extra, "--max_train_minutes", "0.0001"), cwd=ROOT,

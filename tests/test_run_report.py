@@ -15,7 +15,7 @@ import matplotlib.image as mpimg  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from openrlhf.analysis.run_report import FIGURES, command_line, vote_summary, write_report  # noqa: E402
+from openrlhf.analysis.run_report import FIGURES, build_series, command_line, vote_summary, write_report  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -216,3 +216,18 @@ def test_cli(run3, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "openrlhf.analysis.run_report", str(tmp_path / "missing")],
                          cwd=REPO, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "not a folder" in bad.stderr
+
+
+def test_collapse_monitors_are_columns_and_curves_when_logged(tmp_path):
+    monitors = {"monitor/predicted_feasible_rate": 0.31, "monitor/target_feasible_share": 0.5,
+                "monitor/heldout_feasible_rate": 0.27, "monitor/trained_groups": 4}
+    run = write_run(tmp_path / "mon", [metrics_row(1, train=True, **monitors), metrics_row(2, train=True)])
+    text = (write_report(run)).read_text()
+    header = next(line for line in text.splitlines() if line.startswith("| iter"))
+    assert "pred feas" in header and "target feas" in header and "held-out feas" in header
+    assert "target=intent" not in header, "a monitor never logged gets no column"
+    assert "0.310" in text and "0.270" in text
+    plain = (write_report(write_run(tmp_path / "plain", [metrics_row(1, train=True)]))).read_text()
+    assert "pred feas" not in plain
+    series = build_series({"metrics": [metrics_row(1, train=True, **monitors)], "records": {}})
+    assert series["feasible_share"]["heldout_feasible_rate"] == {"x": [1], "y": [0.27]}

@@ -48,6 +48,13 @@ TABLE_COLUMNS = (
     ("knowrl/tasks_from_seeds", "seed/pool", "i"),
     ("knowrl/tasks_classified", "classified", "i"),
     ("knowrl/groups_kept", "kept", "i"),
+    # collapse monitors (knowrl/consensus.py, held_out.py)
+    ("monitor/predicted_feasible_rate", "pred feas", "f"),
+    ("monitor/target_feasible_share", "target feas", "f"),
+    ("monitor/intent_agreement", "target=intent", "f"),
+    ("monitor/trained_groups", "trained", "i"),
+    ("monitor/heldout_feasible_rate", "held-out feas", "f"),
+    ("monitor/heldout_self_agreement", "held-out agree", "f"),
     ("knowrl/pool_size", "pool", "i"),
     ("train/policy_loss", "pg loss", "e"),
     ("train/kl", "KL", "e"),
@@ -157,7 +164,9 @@ def build_series(run: dict) -> dict:
         "kl_policy_loss": {"kl": line(m, "train/kl"), "kl_loss": line(m, "train/kl_loss"),
                            "policy_loss": line(m, "train/policy_loss")},
         "feasible_share": {"feasible_share": line(m, "rollout/feasible_share"),
-                           "majority_feasible_share": line(m, "rollout/majority_feasible_share")},
+                           "majority_feasible_share": line(m, "rollout/majority_feasible_share"),
+                           "target_feasible_share": line(m, "monitor/target_feasible_share"),
+                           "heldout_feasible_rate": line(m, "monitor/heldout_feasible_rate")},
         "pool_tasks": {"pool_size": line(m, "knowrl/pool_size"), "tasks_written": line(m, "knowrl/tasks_written"),
                        "tasks_generated": line(m, "knowrl/tasks_generated"), "tasks_classified": classified,
                        "groups_kept": kept, "groups_filtered": filtered},
@@ -230,8 +239,12 @@ def draw_figure(plt, name: str, series: dict, title: str):
         a2.set_title("policy loss", fontsize=10)
     elif name == "feasible_share":
         fig, ax = plt.subplots(figsize=(7, 4))
-        _plot_lines(ax, [(s["feasible_share"], "answers labelled feasible"),
-                         (s["majority_feasible_share"], "tasks with a feasible majority")], "rollouts", all_x)
+        curves = [(s["feasible_share"], "answers labelled feasible"),
+                  (s["majority_feasible_share"], "tasks with a feasible majority")]
+        curves += [(c, label) for c, label in ((s["target_feasible_share"], "tasks with a feasible target"),
+                                               (s["heldout_feasible_rate"], "held-out tasks: feasible answers"))
+                   if c["y"]]
+        _plot_lines(ax, curves, "rollouts", all_x)
         ax.set_ylim(-0.05, 1.05)
     elif name == "pool_tasks":
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4))

@@ -32,6 +32,7 @@ from openrlhf.knowrl.loop import KnowRLTrainer
 from openrlhf.knowrl.prompts import DEFAULT_PROMPTS_DIR, PromptFileError, load_seed_tasks, load_templates, prompt_lengths
 from openrlhf.knowrl.reward import get_reward_func
 from openrlhf.knowrl.validate_prompts import validate_prompts_dir
+from openrlhf.trainer.lora import add_lora
 from openrlhf.trainer.model_worker import attention_backend
 from openrlhf.trainer.placement import ClusterResources, LayoutError, plan_placement
 from openrlhf.utils.embedded_model import resolve_pretrain
@@ -137,6 +138,31 @@ def wandb_key_available() -> bool:
         return netrc.netrc().authenticators(host) is not None
     except (OSError, netrc.NetrcParseError):
         return False
+
+
+def check_lora(cfg: KnowRLConfig, model_path: str) -> None:
+    """--lora_rank: PEFT is installed, --target_modules names linear layers of the model, and PEFT
+    can wrap it; tried on an empty (meta-device) copy of the model, so nothing is loaded. Raises
+    ConfigError."""
+    try:
+        import peft  # noqa: F401
+    except ImportError:
+        raise ConfigError("--lora_rank needs the peft package: pip install peft (scripts/setup_env.sh installs it)"
+                          ) from None
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(model_path, trust_remote_code=cfg.trust_remote_code)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, trust_remote_code=cfg.trust_remote_code)
+    try:
+        add_lora(model, cfg.lora)
+    except ValueError as exc:
+        raise ConfigError(str(exc).splitlines()[0]) from None
+    except Exception as exc:  # noqa: BLE001 - whatever PEFT raises for a model it cannot wrap
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"--lora_rank: PEFT cannot add LoRA to {model_path} ({type(exc).__name__}: {first}): "
+                          f"train it without --lora_rank") from None
 
 
 def check_eval_dataset(cfg: KnowRLConfig) -> None:
@@ -448,6 +474,8 @@ def main(argv: list[str] | None = None) -> int:
         model_path = resolve_pretrain(cfg.pretrain)
         tokenizer = load_tokenizer(model_path, cfg.trust_remote_code)
         check_lengths(cfg, model_path, tokenizer, templates, seeds)
+        if cfg.lora is not None:
+            check_lora(cfg, model_path)
     except ConfigError as exc:
         if cfg.debug:
             raise

@@ -54,7 +54,7 @@ def launch_actors(cfg: KnowRLConfig, model_path: str, use_gpu: bool, plan: Place
         "init_model", model_path, trainable=True, micro_batch_size=cfg.micro_train_batch_size,
         learning_rate=cfg.actor_learning_rate, weight_decay=cfg.l2, max_norm=cfg.max_norm,
         gradient_checkpointing=cfg.gradient_checkpointing, lr_warmup_steps=cfg.lr_warmup_steps,
-        adam_offload=cfg.adam_offload, **common)
+        adam_offload=cfg.adam_offload, lora=cfg.lora, **common)
     reference = None
     if cfg.needs_reference:
         reference = ModelGroup("reference", cfg.ref_world_size, use_gpu=use_gpu, threads_per_rank=ref_threads,

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from openrlhf.algorithms.advantages import ADVANTAGE_ESTIMATORS
 from openrlhf.algorithms.losses import KL_ESTIMATORS
 from openrlhf.knowrl.pseudo_labels import CLASS_BALANCE, GROUP_FILTERS, PSEUDO_LABELS
+from openrlhf.trainer.lora import LoraSettings
 
 
 class ConfigError(ValueError):
@@ -59,6 +60,15 @@ class KnowRLConfig:
     max_ckpt_num: int = opt(3, "complete checkpoints to keep in --ckpt_path; older ones are deleted", "model")
     bf16: bool = opt(False, "train and roll out in bfloat16 (fp32 otherwise; fp32 is the CPU default)", "model")
     zero_stage: int = opt(2, "DeepSpeed ZeRO stage for the policy and reference (0-3)", "model", choices=[0, 1, 2, 3])
+    lora_rank: int = opt(0, "train a LoRA adapter of this rank instead of the whole policy (0: full fine-tuning); "
+                         "the reference is then the policy with its adapter off, no second model is loaded", "model")
+    lora_alpha: float = opt(16.0, "LoRA scaling alpha: the adapter adds (alpha / rank) * B A to each targeted weight",
+                            "model")
+    lora_dropout: float = opt(0.0, "dropout on the LoRA adapter's input in training", "model")
+    target_modules: str = opt("all-linear", "linear layers to adapt, comma-separated short names (q_proj,v_proj,...), "
+                              "or all-linear: every linear layer but the output head", "model")
+    lora_separate_reference: bool = opt(False, "with --lora_rank: load the reference as its own model, as without "
+                                        "LoRA, instead of scoring with the policy's adapter off", "model")
     gradient_checkpointing: bool = opt(False, "recompute activations in backward to save memory", "model")
     flash_attn: bool = opt(False, "flash-attention 2 in the policy and reference (GPU with flash-attn installed; "
                            "SDPA otherwise)", "model")
@@ -232,6 +242,11 @@ class KnowRLConfig:
 
         for name in AT_LEAST_ONE:
             need(getattr(self, name) >= 1, f"--{name} must be at least 1, got {getattr(self, name)}")
+        need(self.lora_rank >= 0, f"--lora_rank must be 0 (full fine-tuning) or a positive rank, got {self.lora_rank}")
+        need(self.lora_alpha > 0, f"--lora_alpha must be positive, got {self.lora_alpha}")
+        need(0.0 <= self.lora_dropout < 1.0, f"--lora_dropout must be in [0, 1), got {self.lora_dropout}")
+        need(bool(self.target_modules.strip(" ,")), "--target_modules is empty: name linear layers (q_proj,v_proj) "
+                                                     "or use all-linear")
         need(self.pool_max_size >= 0, f"--pool_max_size must be 0 (no pool growth) or more, got {self.pool_max_size}")
         need(self.max_train_minutes >= 0,
              f"--max_train_minutes must be 0 (no limit) or positive, got {self.max_train_minutes}")
@@ -335,5 +350,19 @@ class KnowRLConfig:
         return self.ref_num_nodes * self.ref_num_gpus_per_node
 
     @property
-    def needs_reference(self) -> bool:
+    def needs_ref_logprobs(self) -> bool:
+        """The KL term needs the reference policy's log-probs (--init_kl_coef > 0)."""
         return self.init_kl_coef > 0
+
+    @property
+    def needs_reference(self) -> bool:
+        """A reference model group is loaded: KL is on and the reference is not the policy with its
+        LoRA adapter off."""
+        return self.needs_ref_logprobs and (self.lora_rank == 0 or self.lora_separate_reference)
+
+    @property
+    def lora(self) -> LoraSettings | None:
+        """The --lora_* settings, None without --lora_rank."""
+        if self.lora_rank == 0:
+            return None
+        return LoraSettings(self.lora_rank, self.lora_alpha, self.lora_dropout, self.target_modules.strip())

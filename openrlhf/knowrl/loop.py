@@ -55,7 +55,6 @@ from openrlhf.rollout.engine_pool import EnginePool, EngineRestartsExhausted
 from openrlhf.trainer.actor_group import ModelGroup
 from openrlhf.trainer.experience import Experience, build_experience
 from openrlhf.trainer.placement import PlacementPlan
-from openrlhf.utils.jsonl import write_jsonl_atomic
 from openrlhf.utils.tracking import MetricsLogger, PhaseTimer, RunProgress
 
 
@@ -119,6 +118,11 @@ class KnowRLTrainer:
               f"{time.perf_counter() - t0:.1f}s; weights reach the engines "
               f"{'through shared memory (colocated)' if cfg.colocate_all_models else 'over a sync group'}; "
               f"engines and policy in {self.engines.engine_args['dtype']}", flush=True)
+        if cfg.lora is not None:
+            print(f"[knowrl] LoRA rank {cfg.lora_rank} (alpha {cfg.lora_alpha:g}) on {cfg.target_modules}; the engines "
+                  f"get the merged weights" + ("; reference log-probs from the policy with its adapter off, no "
+                                               "reference model loaded" if cfg.needs_ref_logprobs and
+                                               self.reference is None else ""), flush=True)
         self.logger = MetricsLogger(cfg.log_dir, cfg.use_tensorboard, cfg.use_wandb, cfg.wandb_project,
                                     cfg.wandb_run_name, config=cfg.public_dict())
 
@@ -134,7 +138,7 @@ class KnowRLTrainer:
         history = []
         done = self.resume() if cfg.load_checkpoint else 0
         if cfg.early_stop and not self.held_out.tasks:
-            self.start_held_out()
+            self.held_out.write(self.writer, self.classify, self.iteration_rng)
         self.progress = RunProgress(cfg.num_iterations, done)
         iteration = done + 1
         stop_reason = None
@@ -305,10 +309,12 @@ class KnowRLTrainer:
         exp = build_experience([s.prompt_token_ids for s in samples], [s.token_ids for s in samples], rewards,
                                self.pad_token_id)
         kl_in_reward = 0.0 if cfg.use_kl_loss else cfg.init_kl_coef
-        scorers = {"old_logp": self.policy if self.needs_old_logprobs(len(exp)) else None,
-                   "ref_logp": self.reference}
-        scored = score_logprobs({name: group for name, group in scorers.items() if group is not None}, exp,
-                                cfg.micro_rollout_batch_size, cfg.temperature, cfg.share_prompt_prefix,
+        passes = {"old_logp": (self.policy, {})} if self.needs_old_logprobs(len(exp)) else {}
+        if self.reference is not None:
+            passes["ref_logp"] = (self.reference, {})
+        elif cfg.needs_ref_logprobs:   # LoRA: the frozen base, i.e. the policy with its adapter off
+            passes["ref_logp"] = (self.policy, {"disable_adapter": True})
+        scored = score_logprobs(passes, exp, cfg.micro_rollout_batch_size, cfg.temperature, cfg.share_prompt_prefix,
                                 self.concurrent_scoring)
         for name, logp in scored.items():
             setattr(exp, name, logp)
@@ -352,30 +358,6 @@ class KnowRLTrainer:
         return train_metrics(step_stats, exp)
 
     # ------------------------------------------------------------------ --early_stop
-    def start_held_out(self) -> None:
-        """The starting model writes the held-out tasks (log_dir/held_out_tasks.jsonl, its answers
-        in held_out_introspection.jsonl; up to 3 rounds of prompts for twice --monitor_tasks, as
-        some tasks are dropped) and classifies them once: the reference of the stop rule. If it
-        writes none, early stopping is off for the run (said once)."""
-        cfg = self.cfg
-        prompts = -(-2 * cfg.monitor_tasks // cfg.tasks_per_introspection)
-        tasks, log = [], []
-        for round_ in range(3):
-            more, more_log = self.writer.write(-round_, self.iteration_rng(-round_), prompts, held_out=True)
-            tasks += [t for t in more if t.text not in {x.text for x in tasks}][:cfg.monitor_tasks - len(tasks)]
-            log += more_log
-            if len(tasks) >= cfg.monitor_tasks:
-                break
-        write_jsonl_atomic(f"{cfg.log_dir}/held_out_introspection.jsonl", log)
-        write_jsonl_atomic(f"{cfg.log_dir}/held_out_tasks.jsonl", (vars(t) for t in tasks))
-        if not tasks:
-            print("[knowrl] warning: --early_stop: the starting model wrote no usable held-out task (see "
-                  f"{cfg.log_dir}/held_out_introspection.jsonl); early stopping is off for this run", flush=True)
-            return
-        measures = self.held_out.start(tasks, self.classify(tasks, 0))
-        print(f"[knowrl] --early_stop: {len(tasks)} held-out tasks written by the starting model; "
-              + ", ".join(f"{k.split('/')[1]} {v:.3f}" for k, v in measures.items()), flush=True)
-
     def early_stop_check(self, iteration: int, metrics: dict) -> str | None:
         """Apply the stop rule to this iteration's held-out measures; export the model to
         --save_path when it is the best so far. Returns the reason to stop, or None."""

@@ -13,27 +13,29 @@ from openrlhf.trainer.actor_group import ModelGroup
 from openrlhf.trainer.experience import Experience, optimizer_steps, rank_micro_batches
 
 
-def score_logprobs(passes: dict[str, ModelGroup], exp: Experience, micro_batch_size: int, temperature: float,
-                   contiguous: bool, concurrent: bool) -> dict[str, torch.Tensor]:
-    """Run each group's log-prob pass over `exp` (name -> group, e.g. "old_logp" -> the policy)
-    and return name -> log-probs [B, T] in `exp`'s row order, 0 off the action mask.
-    `concurrent`: submit every pass before collecting any (groups on devices of their own)."""
+def score_logprobs(passes: dict[str, tuple[ModelGroup, dict]], exp: Experience, micro_batch_size: int,
+                   temperature: float, contiguous: bool, concurrent: bool) -> dict[str, torch.Tensor]:
+    """Run each log-prob pass over `exp` (name -> (group, extra `compute_logprobs` keywords), e.g.
+    "ref_logp" -> (the policy, {"disable_adapter": True}) with LoRA) and return name -> log-probs
+    [B, T] in `exp`'s row order, 0 off the action mask. `concurrent`: submit every pass before
+    collecting any (groups on devices of their own)."""
     pending, out = {}, {}
-    for name, group in passes.items():
-        pending[name] = submit_logprobs(group, exp, micro_batch_size, temperature, contiguous)
+    for name, (group, kwargs) in passes.items():
+        pending[name] = submit_logprobs(group, exp, micro_batch_size, temperature, contiguous, **kwargs)
         if not concurrent:
             out[name] = collect_logprobs(group, exp, *pending.pop(name))
     for name, (plan, refs) in pending.items():
-        out[name] = collect_logprobs(passes[name], exp, plan, refs)
+        out[name] = collect_logprobs(passes[name][0], exp, plan, refs)
     return out
 
 
 def submit_logprobs(group: ModelGroup, exp: Experience, micro_batch_size: int, temperature: float,
-                    contiguous: bool) -> tuple[list, list]:
-    """Start a log-prob pass of `group` over `exp`; returns the micro-batch plan and the refs."""
+                    contiguous: bool, **kwargs) -> tuple[list, list]:
+    """Start a log-prob pass of `group` over `exp` (`kwargs` go to `compute_logprobs`); returns
+    the micro-batch plan and the refs."""
     plan = rank_micro_batches(len(exp), group.world_size, micro_batch_size, contiguous=contiguous)
     per_rank = [([exp.select(idx) if idx else None for idx in rank_plan],) for rank_plan in plan]
-    return plan, group.submit_all("compute_logprobs", temperature, per_rank_args=per_rank)
+    return plan, group.submit_all("compute_logprobs", temperature, per_rank_args=per_rank, **kwargs)
 
 
 def collect_logprobs(group: ModelGroup, exp: Experience, plan: list, refs: list) -> torch.Tensor:

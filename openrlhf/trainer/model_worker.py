@@ -11,13 +11,14 @@ from __future__ import annotations
 import datetime
 import os
 import random
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from functools import partial
 
 import numpy as np
 import torch
 
 from openrlhf.algorithms import kl_loss, policy_loss
+from openrlhf.trainer.lora import LoraSettings, MergedWeight, add_lora, is_lora, merged_weights
 from openrlhf.trainer.rendezvous import join_store, open_store
 from openrlhf.trainer.strategy import deepspeed_config
 from openrlhf.trainer.weight_sync import ParamMeta, SharedBucket, WeightSyncGroup, plan_buckets
@@ -246,11 +247,12 @@ class ModelWorker:
                    gradient_checkpointing: bool = False, lr_warmup_steps: int = 0,
                    trust_remote_code: bool = False, flash_attn: bool = False, packing_samples: bool = False,
                    share_prompt_prefix: bool = False,
-                   adam_offload: bool = False) -> int:
+                   adam_offload: bool = False, lora: LoraSettings | None = None) -> int:
         """Form the group's process group (gloo on CPU, NCCL on GPU) and wrap the HF model at `model_path` in
         DeepSpeed with ZeRO `zero_stage`: trainable (AdamW with `learning_rate`, `weight_decay`,
         `adam_betas`, gradient clipping at `max_norm`, `lr_warmup_steps` of warm-up) or frozen (reference).
-        Returns the model's parameter count."""
+        `lora`: train a LoRA adapter (`trainer/lora.py`) instead of the whole model; the base weights
+        stay frozen. Returns the model's parameter count (adapter included)."""
         import deepspeed
         from deepspeed.constants import default_pg_timeout
         from transformers import AutoModelForCausalLM
@@ -267,6 +269,11 @@ class ModelWorker:
         model = AutoModelForCausalLM.from_pretrained(model_path, dtype=policy_dtype(bf16), trust_remote_code=trust_remote_code,
                                                      attn_implementation=attention_backend(flash_attn))
         model.config.use_cache = False
+        if lora is not None:
+            model = add_lora(model, lora)
+            if gradient_checkpointing:
+                # the frozen embedding's output needs a grad for checkpointed blocks to backpropagate
+                model.enable_input_require_grads()
         config = deepspeed_config(zero_stage=zero_stage, bf16=bf16, micro_batch_size=micro_batch_size,
                                   max_norm=max_norm, trainable=trainable, adam_offload=adam_offload)
         self.trainable = trainable
@@ -286,11 +293,11 @@ class ModelWorker:
                 # DeepSpeed steps offloaded states with its own CPU Adam (a C++ op compiled at first use).
                 from deepspeed.ops.adam import DeepSpeedCPUAdam
 
-                optimizer = DeepSpeedCPUAdam(model.parameters(), lr=learning_rate, betas=adam_betas,
+                optimizer = DeepSpeedCPUAdam(trainable_params(model), lr=learning_rate, betas=adam_betas,
                                              weight_decay=weight_decay, adamw_mode=True)
             else:
                 # A plain torch AdamW: DeepSpeed's fused Adam would compile an op at first use.
-                optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, betas=adam_betas,
+                optimizer = torch.optim.AdamW(trainable_params(model), lr=learning_rate, betas=adam_betas,
                                               weight_decay=weight_decay)
             warmup = max(0, lr_warmup_steps)
             scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -321,15 +328,20 @@ class ModelWorker:
                 "action_mask": zeros, "old_logp": zeros, "ref_logp": zeros, "advantages": zeros}
 
     @torch.no_grad()
-    def compute_logprobs(self, micro_batches: list[dict], temperature: float = 1.0) -> list[torch.Tensor | None]:
-        """Score each micro-batch; an empty one (None) still runs a forward so ZeRO-3 stays in step."""
+    def compute_logprobs(self, micro_batches: list[dict], temperature: float = 1.0,
+                         disable_adapter: bool = False) -> list[torch.Tensor | None]:
+        """Score each micro-batch; an empty one (None) still runs a forward so ZeRO-3 stays in step.
+        `disable_adapter`: score with the LoRA adapter switched off, i.e. as the frozen base model
+        (the reference policy, exactly, without loading a second copy)."""
         self.engine.eval()
         results = []
-        for mb in micro_batches:
-            batch = self._to_device(mb if mb is not None else self._placeholder())
-            logp = self.score(self.engine, batch["sequences"], batch["attention_mask"],
-                              batch["action_mask"].shape[1], temperature)
-            results.append(logp.float().cpu() if mb is not None else None)
+        off = self.engine.module.disable_adapter() if disable_adapter else nullcontext()
+        with off:
+            for mb in micro_batches:
+                batch = self._to_device(mb if mb is not None else self._placeholder())
+                logp = self.score(self.engine, batch["sequences"], batch["attention_mask"],
+                                  batch["action_mask"].shape[1], temperature)
+                results.append(logp.float().cpu() if mb is not None else None)
         if self.trainable:
             self.engine.train()
         return results
@@ -383,9 +395,16 @@ class ModelWorker:
         return nullcontext()
 
     def weight_metadata(self) -> list[ParamMeta]:
-        """Name, full shape and dtype of every parameter, in the order they are broadcast."""
-        return [ParamMeta(name, tuple(getattr(p, "ds_shape", p.shape)), str(p.dtype))
-                for name, p in self.engine.module.named_parameters()]
+        """HF name, full shape and dtype of every weight the engines get, in broadcast order (with
+        LoRA: the base model's weights, adapters merged in)."""
+        return [ParamMeta(w.name, tuple(getattr(w.base, "ds_shape", w.base.shape)), str(w.base.dtype))
+                for w in merged_weights(self.engine.module)]
+
+    @contextmanager
+    def _bucket_values(self, weights: list[MergedWeight]):
+        """A context yielding the values of `weights` (merged with their adapters), whole on every rank."""
+        with self._gathered([p for w in weights for p in w.params]), torch.no_grad():
+            yield [w.value() for w in weights]
 
     def open_weight_sync(self, world_size: int, timeout_s: float, host: str | None = None) -> tuple[str, int]:
         """Rank 0 only: open the weight-sync group's store on a port the OS picks, held while the
@@ -403,20 +422,19 @@ class ModelWorker:
 
     def broadcast_weights(self, bucket_bytes: int) -> None:
         """Every rank calls this (ZeRO-3 gathers each bucket collectively); rank 0 sends."""
-        params = [p for _, p in self.engine.module.named_parameters()]
+        weights = merged_weights(self.engine.module)
         for bucket in plan_buckets(self.weight_metadata(), bucket_bytes):
-            tensors = [params[i] for i in bucket]
-            with self._gathered(tensors):
+            with self._bucket_values([weights[i] for i in bucket]) as tensors:
                 if self.rank == 0:
                     self.sync_group.send_bucket(tensors)
 
     def export_bucket(self, index: int, bucket_bytes: int) -> tuple:
         """Colocated sync: a flat copy of bucket `index` (gathered under ZeRO-3; every rank calls
         this), kept alive here until the next bucket; returns its handle for the engines."""
-        params = [p for _, p in self.engine.module.named_parameters()]
-        tensors = [params[i] for i in plan_buckets(self.weight_metadata(), bucket_bytes)[index]]
+        weights = merged_weights(self.engine.module)
+        bucket = [weights[i] for i in plan_buckets(self.weight_metadata(), bucket_bytes)[index]]
         self.release_exported()
-        with self._gathered(tensors), torch.no_grad():
+        with self._bucket_values(bucket) as tensors:
             flat = torch.cat([t.detach().reshape(-1) for t in tensors])
         self.exported = SharedBucket(flat, f"sync-{os.getpid()}-{index}")
         return self.exported.handle
@@ -428,6 +446,12 @@ class ModelWorker:
             self.exported.release()
         self.exported = None
 
+    def peak_rss_bytes(self) -> int:
+        """This rank's process's peak resident memory so far, in bytes (Linux getrusage)."""
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
     def save_checkpoint(self, ckpt_dir: str, tag: str) -> None:
         """Save this rank's DeepSpeed state (weights, optimizer, scheduler) under `ckpt_dir`/`tag`."""
         self.engine.save_checkpoint(ckpt_dir, tag=tag)
@@ -437,12 +461,27 @@ class ModelWorker:
         self.engine.load_checkpoint(ckpt_dir, tag=tag)
 
     def save_hf(self, path: str, tokenizer_path: str) -> None:
-        """Write an HF folder on rank 0 (weights gathered under ZeRO-3)."""
+        """Write an HF folder on rank 0 (weights gathered under ZeRO-3). With LoRA: the merged
+        model (loads with AutoModelForCausalLM) and the adapter in PEFT's format in `path`/adapter
+        (adapter_config.json, adapter_model.safetensors; loads with PeftModel)."""
         from transformers import AutoTokenizer
 
-        with self._gathered():
+        module = self.engine.module
+        with self._gathered(), torch.no_grad():
             if self.rank == 0:
-                module = self.engine.module
-                state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
-                module.save_pretrained(path, state_dict=state)
+                if is_lora(module):
+                    state = {w.name: w.value().detach().cpu().clone() for w in merged_weights(module)}
+                    module.get_base_model().save_pretrained(path, state_dict=state)
+                    module.save_pretrained(os.path.join(path, ADAPTER_DIR))
+                else:
+                    state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
+                    module.save_pretrained(path, state_dict=state)
                 AutoTokenizer.from_pretrained(tokenizer_path).save_pretrained(path)
+
+
+ADAPTER_DIR = "adapter"   # where save_hf puts a LoRA adapter inside the exported folder
+
+
+def trainable_params(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """The parameters the optimizer steps (all of them, or a LoRA adapter's)."""
+    return [p for p in model.parameters() if p.requires_grad]

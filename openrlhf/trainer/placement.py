@@ -202,7 +202,7 @@ class PlacementPlan:
         for g in self.groups:
             lines.append(f"  {g.name:<10} {g.shape():<34} {launch_text(self.rank_placement(g.name, 0))}")
         if not any(g.name == "reference" for g in self.groups):
-            lines.append("  reference  none (KL off)")
+            lines.append("  reference  none (KL off, or LoRA: the policy with its adapter off)")
         if self.use_gpu:
             lines.append(f"  total {self.total_gpus} GPU(s)")
         if self.cluster is not None:

@@ -36,6 +36,9 @@ Assumptions (all rough; real usage also depends on the allocator, the kernels an
   "GPU smoke", one rank, seed-README shapes): the measured ZeRO-2 peaks of a 0.5B and a 3B
   Qwen2-shaped model were 1 % and 8 % above this total (DeepSpeed's communication buckets and
   fragmentation are not counted); with `adam_offload` the total was 12 % and 36 % above the peak.
+* LoRA (`lora_rank` r > 0): gradients, optimizer states and their fp32 copies exist only for the
+  adapter, r x (in + out) parameters per targeted linear layer (`lora_params`); the policy's
+  weights are the frozen base plus the adapter. The adapter's own activations are not counted.
 * Every role adds `RUNTIME_OVERHEAD_GIB` for the CUDA context, NCCL buffers and fragmentation.
 * With a colocated plan the roles share each GPU, so their totals are added up and that sum is
   compared with `gpu_memory_gib`. On a CPU plan the figures are RAM per process (vLLM's KV cache
@@ -114,6 +117,23 @@ def model_size_from_config(config_dict: dict) -> ModelSize:
     return ModelSize(params, hidden, layers, heads, kv_heads, head_dim, vocab, intermediate, tie)
 
 
+LINEAR_SHAPES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def lora_params(size: ModelSize, rank: int, target_modules: str = "all-linear") -> int:
+    """Trainable parameters of a rank-`rank` LoRA adapter on the Llama-style linear layers named in
+    `target_modules` (comma-separated, or "all-linear" = all seven of `LINEAR_SHAPES`): r x (in +
+    out) per layer and per decoder block. Names outside `LINEAR_SHAPES` count nothing here (the
+    CLI has already checked them against the model)."""
+    q_width, kv_width = size.heads * size.head_dim, size.kv_heads * size.head_dim
+    in_out = {"q_proj": size.hidden + q_width, "k_proj": size.hidden + kv_width, "v_proj": size.hidden + kv_width,
+              "o_proj": q_width + size.hidden, "gate_proj": size.hidden + size.intermediate,
+              "up_proj": size.hidden + size.intermediate, "down_proj": size.intermediate + size.hidden}
+    names = LINEAR_SHAPES if target_modules.strip() == "all-linear" else [
+        t.strip() for t in target_modules.split(",")]
+    return size.layers * rank * sum(in_out.get(n, 0) for n in names)
+
+
 def model_size_from_path(model_path: str) -> ModelSize:
     """`model_size_from_config` on the config.json of a local HF model folder."""
     with open(os.path.join(model_path, "config.json")) as f:
@@ -153,6 +173,8 @@ class MemoryEstimate:
     on_gpu: bool = True
     kv_cache_tokens: int = 0                # tokens the vLLM KV cache holds per engine
     sequence_len: int = 0
+    params: int = 0                         # the model's parameters
+    trainable_params: int = 0               # those the policy trains (fewer with LoRA)
 
     def role(self, name: str) -> RoleMemory | None:
         """The role called `name`, or None (no reference without KL)."""
@@ -198,6 +220,10 @@ class MemoryEstimate:
         if self.kv_cache_tokens and self.sequence_len:
             lines.append(f"  vLLM KV cache holds ~{self.kv_cache_tokens:,} tokens per engine "
                          f"(~{self.kv_cache_tokens // self.sequence_len} sequences of {self.sequence_len} tokens)")
+        if self.trainable_params and self.trainable_params != self.params:
+            lines.append(f"  LoRA: the policy trains {self.trainable_params:,} of {self.params:,} parameters "
+                         f"({100 * self.trainable_params / self.params:.2f} %); gradients and optimizer states "
+                         f"only for those")
         lines.extend(f"  WARNING: {w}" for w in self.warnings)
         return "\n".join(lines)
 
@@ -237,11 +263,13 @@ def estimate_memory(size: ModelSize, cfg, plan=None, gpu_memory_gib: float = 80.
     p = size.params
 
     world = _world(plan, cfg, "policy")
-    weights = p * value_bytes / (world if stage >= 3 else 1)
-    grads = p * value_bytes / (world if stage >= 2 else 1)
+    rank = int(getattr(cfg, "lora_rank", 0) or 0)
+    trainable = lora_params(size, rank, getattr(cfg, "target_modules", "all-linear")) if rank > 0 else p
+    weights = (p + (trainable if rank > 0 else 0)) * value_bytes / (world if stage >= 3 else 1)
+    grads = trainable * value_bytes / (world if stage >= 2 else 1)
     optim_per_param = ADAM_STATE_BYTES + (MASTER_WEIGHT_BYTES if value_bytes == 2 else 0)
     # --adam_offload keeps the AdamW states and master weights in CPU memory
-    optim = 0.0 if getattr(cfg, "adam_offload", False) else p * optim_per_param / (world if stage >= 1 else 1)
+    optim = 0.0 if getattr(cfg, "adam_offload", False) else trainable * optim_per_param / (world if stage >= 1 else 1)
     values_per_token = (size.layers + ACTIVATION_VALUES_PER_LAYER if cfg.gradient_checkpointing
                         else size.layers * ACTIVATION_VALUES_PER_LAYER)
     activations = micro * seq * size.hidden * value_bytes * values_per_token
@@ -250,7 +278,7 @@ def estimate_memory(size: ModelSize, cfg, plan=None, gpu_memory_gib: float = 80.
     # from stage 1 on; on the CPU with --adam_offload). It exists while the step runs, when the
     # activations and logits of the last micro-batch are already freed.
     fp32_grads = 0.0 if value_bytes == 4 or getattr(cfg, "adam_offload", False) else \
-        p * 4 / (world if stage >= 1 else 1)
+        trainable * 4 / (world if stage >= 1 else 1)
     roles = [RoleMemory("policy", (("weights", weights / GIB), ("gradients", grads / GIB),
                                    ("optimizer", optim / GIB), ("activations", activations / GIB),
                                    ("logits", logits / GIB), ("fp32 gradients", fp32_grads / GIB),
@@ -275,4 +303,4 @@ def estimate_memory(size: ModelSize, cfg, plan=None, gpu_memory_gib: float = 80.
     kv_tokens = int(max(kv, 0.0) * GIB / kv_per_token)
     roles.append(RoleMemory("vllm", (("weights", vllm_weights), ("KV cache", max(kv, 0.0)),
                                      ("runtime", RUNTIME_OVERHEAD_GIB)), tp))
-    return MemoryEstimate(tuple(roles), float(gpu_memory_gib), colocated, on_gpu, kv_tokens, seq)
+    return MemoryEstimate(tuple(roles), float(gpu_memory_gib), colocated, on_gpu, kv_tokens, seq, p, trainable)
