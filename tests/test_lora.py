@@ -188,3 +188,23 @@ def test_engine_answers_like_the_adapted_policy_and_adapter_off_scores_like_the_
         assert texts(engine) == expected, "after the sync the engine answers like the merged policy"
     finally:
         ray.shutdown()
+
+
+def test_run_eval_takes_an_adapter_folder(tiny, tmp_path):
+    from evaluation.engine import adapter_base, check_model_path, is_adapter, merge_adapter
+
+    model = add_lora(load(tiny), LoraSettings(rank=4, alpha=8, identity_init=False))
+    model.save_pretrained(tmp_path / "adapter")
+    assert is_adapter(str(tmp_path / "adapter")) and not is_adapter(tiny)
+    assert adapter_base(str(tmp_path / "adapter")) == tiny
+    assert check_model_path(str(tmp_path / "adapter")) is None
+    merged = load(merge_adapter(str(tmp_path / "adapter"), tmp_path / "merged"))
+    expected = copy.deepcopy(model).merge_and_unload()
+    ids = torch.randint(5, 500, (1, 9))
+    with torch.no_grad():
+        torch.testing.assert_close(merged(ids).logits, expected(ids).logits)
+    # an adapter whose base model is gone is refused with one line naming the way out
+    config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    config["base_model_name_or_path"] = str(tmp_path / "gone")
+    (tmp_path / "adapter" / "adapter_config.json").write_text(json.dumps(config))
+    assert "evaluate the merged folder KnowRL saved beside it" in check_model_path(str(tmp_path / "adapter"))
