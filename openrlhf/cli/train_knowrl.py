@@ -27,7 +27,7 @@ from openrlhf.knowrl.checkpoint import (
     resume_check,
 )
 from openrlhf.knowrl.config import WANDB_ONLINE, ConfigError, KnowRLConfig
-from openrlhf.knowrl.in_training_eval import SPLITS as EVAL_SPLITS
+from openrlhf.knowrl.in_training_eval import SPLITS as EVAL_SPLITS, last_output_line
 from openrlhf.knowrl.loop import KnowRLTrainer
 from openrlhf.knowrl.prompts import DEFAULT_PROMPTS_DIR, PromptFileError, load_seed_tasks, load_templates, prompt_lengths
 from openrlhf.knowrl.reward import get_reward_func
@@ -176,8 +176,8 @@ def check_eval_dataset(cfg: KnowRLConfig) -> None:
                 proc = subprocess.run([sys.executable, "-m", "evaluation.splits", "materialize", scratch],
                                       capture_output=True, text=True)
             if proc.returncode != 0:
-                last = (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()[-1]
-                raise ConfigError(f"--eval_dataset {entry}: its validation split cannot be built ({last}): set "
+                raise ConfigError(f"--eval_dataset {entry}: its validation split cannot be built "
+                                  f"({last_output_line(proc)}): set "
                                   f"KNOWRL_BENCHMARKS_DIR to the folder holding selfaware/ and kuq/")
             names.append(EVAL_SPLITS[entry].removesuffix(".jsonl"))
         elif entry == "capability" or entry.startswith("capability:"):

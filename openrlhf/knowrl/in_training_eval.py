@@ -22,6 +22,11 @@ SPLITS = {"selfaware": "selfaware_validation.jsonl", "kuq": "kuq_validation.json
 BEST_FILE = "knowrl_best.json"
 
 
+def last_output_line(proc: subprocess.CompletedProcess) -> str:
+    """The last line a failed subprocess printed (stderr first): its own error line."""
+    return (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()[-1]
+
+
 def eval_benchmarks(eval_dataset: str, splits_dir: str) -> list[str]:
     """--eval_dataset's comma-separated entries as run_eval.py --benchmark values: `selfaware` and
     `kuq` become their validation split in `splits_dir`, `capability[:N]` and paths stay."""
@@ -87,8 +92,7 @@ class InTrainingEval:
         """Run one evaluation command; RuntimeError with its last output line when it fails."""
         proc = subprocess.run(argv, capture_output=True, text=True)
         if proc.returncode != 0:
-            last = (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()[-1]
-            raise RuntimeError(f"--eval_steps: evaluating iteration {iteration} failed: {last}")
+            raise RuntimeError(f"--eval_steps: evaluating iteration {iteration} failed: {last_output_line(proc)}")
 
     def keep_if_best(self, iteration: int, metrics: dict[str, float], model: str) -> None:
         """With --eval_metric, move `model` to --save_path when it beats the best so far (higher

@@ -92,6 +92,7 @@ def packed_response_logprobs(model, sequences: torch.Tensor, attention_mask: tor
 # grouping comes with the first 2-3 groups (measurements in benchmarks/README.md); more groups gain
 # within noise and small groups use a GPU's matrix units poorly.
 ANSWER_BUCKETS = 3
+ADAPTER_DIR = "adapter"   # where save_hf puts a LoRA adapter inside the exported folder
 
 
 def length_buckets(lengths: list[int], max_buckets: int) -> list[list[int]]:
@@ -478,8 +479,6 @@ class ModelWorker:
                     module.save_pretrained(path, state_dict=state)
                 AutoTokenizer.from_pretrained(tokenizer_path).save_pretrained(path)
 
-
-ADAPTER_DIR = "adapter"   # where save_hf puts a LoRA adapter inside the exported folder
 
 
 def trainable_params(model: torch.nn.Module) -> list[torch.nn.Parameter]:
