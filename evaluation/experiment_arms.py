@@ -15,7 +15,8 @@ For every arm (two or more seeds, `<dir>/<arm>_s<seed>/`):
   E3 macro-F1 of the vote vs the dataset labels (pooled);
   E4 balanced accuracy of the vote vs the model-relative labels (capability suite).
 
-    python -m evaluation.experiment_arms runs/collapse [--n_boot 1000]   # writes runs/collapse/arms.json
+    python -m evaluation.experiment_arms runs/collapse [--n_boot 1000] [--figure PATH]
+    # writes runs/collapse/arms.json and the figure (default runs/collapse/arms.png)
 """
 
 from __future__ import annotations
@@ -48,6 +49,15 @@ def monitor_means(metrics_path: Path, window: tuple[int, int] = WINDOW) -> dict[
 
     return {"feasible_rate": mean("monitor/predicted_feasible_rate"), "self_agreement": mean("monitor/self_agreement"),
             "iterations": len(rows)}
+
+
+def monitor_series(metrics_path: Path) -> dict[str, list]:
+    """Per iteration: {"iteration": [...], "feasible_rate": [...], "self_agreement": [...]}
+    (None where an iteration logged no monitor)."""
+    rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    return {"iteration": [r["iteration"] for r in rows],
+            "feasible_rate": [r.get("monitor/predicted_feasible_rate") for r in rows],
+            "self_agreement": [r.get("monitor/self_agreement") for r in rows]}
 
 
 def split_rows(records: list[dict]) -> tuple[list[dict], list[dict]]:
@@ -137,6 +147,7 @@ def arms_report(root: Path, n_boot: int = 1000, seed: int = 0) -> dict:
         arm_models = [models[f"{arm}_s{s}"] for s in sorted(seeds)]
         monitors = {s: monitor_means(run / "logs" / "metrics.jsonl") for s, run in sorted(seeds.items())}
         entry = {"seeds": sorted(seeds), "monitors": monitors,
+                 "series": {s: monitor_series(run / "logs" / "metrics.jsonl") for s, run in sorted(seeds.items())},
                  "endpoints": mean_over(arm_models, everything_d, everything_c),
                  "vs_base": paired_differences(arm_models, [base], n_d, n_c, n_boot=n_boot, seed=seed),
                  "vs_calibration_only": paired_differences(arm_models, [base], n_d, n_c, True, n_boot, seed)}
@@ -217,6 +228,55 @@ def format_markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def plot_arms(report: dict, path: Path) -> None:
+    """Three panels into `path` (PNG): the predicted-feasible rate and the self-agreement of every
+    arm and seed per iteration (the rule-1 band and ceiling drawn, the window of rule 1 shaded),
+    and each arm's endpoints minus the base model's with their 95 % CIs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arms = report["arms"]
+    colours = {name: f"C{i}" for i, name in enumerate(arms)}
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.8))
+    for ax, key, title in ((axes[0], "feasible_rate", "predicted-feasible rate (rollout)"),
+                           (axes[1], "self_agreement", "self-agreement (rollout)")):
+        for name, e in arms.items():
+            for i, (s, series) in enumerate(e["series"].items()):
+                pts = [(x, y) for x, y in zip(series["iteration"], series[key]) if y is not None]
+                if pts:
+                    ax.plot(*zip(*pts), color=colours[name], ls=("-", "--", ":")[i % 3], marker=".",
+                            label=f"{name} s{s}")
+        ax.axvspan(WINDOW[0] - 0.5, WINDOW[1] + 0.5, color="0.92", zorder=0)
+        if key == "feasible_rate":
+            ax.axhspan(*BAND, color="tab:green", alpha=0.08, zorder=0)
+        else:
+            ax.axhline(MAX_AGREEMENT, color="k", lw=0.8, ls="--")
+        ax.set(title=title, xlabel="iteration", ylim=(-0.02, 1.02))
+    axes[0].legend(fontsize=7, ncol=2)
+    ax = axes[2]
+    width = 0.8 / max(1, len(arms))
+    for j, (name, e) in enumerate(arms.items()):
+        for k, endpoint in enumerate(ENDPOINTS):
+            d = e["vs_base"][endpoint]
+            if d.get("estimate") is None:
+                continue
+            x = k + (j - (len(arms) - 1) / 2) * width
+            lo, hi = d.get("ci_low"), d.get("ci_high")
+            err = [[d["estimate"] - lo], [hi - d["estimate"]]] if lo is not None else None
+            ax.errorbar(x, d["estimate"], yerr=err, fmt="o", color=colours[name], capsize=3,
+                        label=name if k == 0 else None)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xticks(range(len(ENDPOINTS)), ["E1 AUROC\n(dataset)", "E2 P(IK) AUROC\n(capability)",
+                                          "E3 macro-F1\n(dataset)", "E4 bal. acc.\n(capability)"])
+    ax.set(title="arm minus base model (95 % CI, seeds averaged)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI: compare each arm of a collapse experiment folder with its base run, write arms.json
     there and print it as markdown. Returns 2 when the base evaluation is missing or an arm cannot be
@@ -225,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("root", help="the experiment folder (scripts/collapse_experiment.sh's OUT_DIR)")
     parser.add_argument("--n_boot", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--figure", help="where to draw the monitors and endpoints (default ROOT/arms.png)")
     args = parser.parse_args(argv)
     root = Path(args.root)
     if not (root / "base" / "eval" / "predictions.jsonl").is_file():
@@ -238,7 +299,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     (root / "arms.json").write_text(json.dumps(report, indent=1) + "\n")
     print(format_markdown(report))
-    print(f"wrote {root / 'arms.json'}")
+    figure = Path(args.figure) if args.figure else root / "arms.png"
+    plot_arms(report, figure)
+    print(f"wrote {root / 'arms.json'} and {figure}")
     return 0
 
 

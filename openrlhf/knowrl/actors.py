@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import ray
 
@@ -23,8 +24,10 @@ def launch_actors(cfg: KnowRLConfig, model_path: str, use_gpu: bool, plan: Place
     run needs one, --ref_world_size reference ranks, each on its planned node (`plan` None: where
     Ray puts them); join the policy to the engines for weight sync. On CPU the engines, and each
     group's ranks, split the Ray node's CPUs as threads. Returns (engines, policy, reference or
-    None). Raises `EngineStartError`/`RankDied` naming what failed, `RayWaitTimeout` after
+    None), after writing where each actor runs to log_dir/placement.json and printing what
+    started. Raises `EngineStartError`/`RankDied` naming what failed, `RayWaitTimeout` after
     --actor_timeout seconds."""
+    started = time.perf_counter()
     def placements(group: str) -> list | None:
         return plan.rank_placements(group) if plan else None
 
@@ -63,7 +66,25 @@ def launch_actors(cfg: KnowRLConfig, model_path: str, use_gpu: bool, plan: Place
                                               micro_batch_size=cfg.micro_rollout_batch_size, **common)
     get_with_timeout(init_refs, cfg.actor_timeout, "initialising the policy and reference models")
     engines.connect(policy)
+    record_placement(cfg.log_dir, {"policy": policy.actors, "reference": reference.actors if reference else [],
+                                   "vllm": engines.actors}, cfg.actor_timeout)
+    print(ready_message(cfg, engines, reference, time.perf_counter() - started), flush=True)
     return engines, policy, reference
+
+
+def ready_message(cfg: KnowRLConfig, engines: EnginePool, reference: ModelGroup | None, seconds: float) -> str:
+    """What started, in how many seconds, how weights reach the engines and, with LoRA, what the
+    engines and the reference get: the line(s) a run prints once its actors are up."""
+    line = (f"[knowrl] {len(engines)} vLLM engine(s), {cfg.actor_world_size} policy rank(s), "
+            f"{cfg.ref_world_size if reference else 0} reference rank(s) ready in {seconds:.1f}s; weights reach the "
+            f"engines {'through shared memory (colocated)' if cfg.colocate_all_models else 'over a sync group'}; "
+            f"engines and policy in {engines.engine_args['dtype']}")
+    if cfg.lora is not None:
+        line += (f"\n[knowrl] LoRA rank {cfg.lora_rank} (alpha {cfg.lora_alpha:g}) on {cfg.target_modules}; the "
+                 f"engines get the merged weights")
+        if cfg.needs_ref_logprobs and reference is None:
+            line += "; reference log-probs from the policy with its adapter off, no reference model loaded"
+    return line
 
 
 def record_placement(log_dir: str, groups: dict[str, list], timeout: float) -> None:

@@ -214,29 +214,33 @@ def resume_check(cfg, model_path: str) -> tuple[str | None, list[str]]:
 
 
 # ---------------------------------------------------------------------- saving and resuming a run
-def save_checkpoint(policy, cfg, model_path: str, iteration: int, train_seconds: float, loop_state: dict) -> str:
+def save_checkpoint(policy, cfg, model_path: str, iteration: int, train_seconds: float, parts: dict) -> str:
     """Save the end of `iteration` as `cfg.ckpt_path/iter_NNNN/` and return that folder.
 
     `policy` (a ModelGroup) writes its DeepSpeed state first; then the loop state (iteration,
-    `train_seconds` of iterations so far, `loop_state`: the task pool's state under "pool" and any
-    other JSON-typed state of the loop, the resume settings and the config) is written, fsynced, as the state file that marks the save complete. Older
-    complete checkpoints rotate out (--max_ckpt_num); this one never does."""
+    `train_seconds` of iterations so far, each of `parts` (name -> an object with JSON-typed
+    `state_dict()`, e.g. the task pool) under its name, the resume settings and the config) is
+    written, fsynced, as the state file that marks the save complete. Older complete checkpoints
+    rotate out (--max_ckpt_num); this one never does."""
     tag = checkpoint_tag(iteration)
     folder = os.path.join(cfg.ckpt_path, tag)
     # A folder of this tag from before a resume (damaged, or passed over) must not lend its
     # old state file to a save that is then interrupted.
     shutil.rmtree(folder, ignore_errors=True)
     policy.call_all("save_checkpoint", cfg.ckpt_path, tag)
-    write_state(folder, {"iteration": iteration, "train_seconds": train_seconds, **loop_state,
+    write_state(folder, {"iteration": iteration, "train_seconds": train_seconds,
+                         **{name: part.state_dict() for name, part in parts.items()},
                          "settings": resume_settings(cfg, model_path), "config": cfg.public_dict()})
     rotate_checkpoints(cfg.ckpt_path, cfg.max_ckpt_num, current=tag)
     print(f"[knowrl] checkpoint {folder}", flush=True)
     return folder
 
 
-def load_checkpoint(policy, cfg, model_path: str) -> tuple[str, dict] | None:
+def load_checkpoint(policy, cfg, model_path: str, parts: dict) -> tuple[str, dict] | None:
     """--load_checkpoint: load the newest complete, intact checkpoint of `cfg.ckpt_path` into
-    `policy` and return (its folder, its loop state); None when there is none (a fresh start).
+    `policy` and into each of `parts` it holds a state for (`load_state_dict`; checkpoints from
+    before a part existed lack it), and return (its folder, its loop state); None when there is
+    none (a fresh start).
     Damaged newer checkpoints are named and passed over. Raises RuntimeError, before anything is
     loaded, when the checkpoint was saved under other settings (the CLI checks this before Ray
     too)."""
@@ -251,6 +255,9 @@ def load_checkpoint(policy, cfg, model_path: str) -> tuple[str, dict] | None:
     if diff:
         raise RuntimeError(f"--load_checkpoint: {point.tag} was saved with another setup ({'; '.join(diff)})")
     policy.call_all("load_checkpoint", cfg.ckpt_path, point.tag)
+    for name, part in parts.items():
+        if name in point.state:
+            part.load_state_dict(point.state[name])
     return os.path.join(cfg.ckpt_path, point.tag), point.state
 
 

@@ -354,6 +354,15 @@ class KnowRLConfig:
         """The KL term needs the reference policy's log-probs (--init_kl_coef > 0)."""
         return self.init_kl_coef > 0
 
+    def needs_old_logprobs(self, samples: int) -> bool:
+        """The behaviour policy's log-probs are needed for KL in the reward, or for the PPO ratio
+        once a step has changed the weights (a rollout of `samples` rows over more than one
+        optimizer step, or --max_epochs > 1). Otherwise the policy being trained IS the behaviour
+        policy, the ratio is exactly 1, and the training forward's own detached log-probs stand
+        in: a whole scoring pass saved."""
+        kl_in_reward = not self.use_kl_loss and self.init_kl_coef > 0
+        return kl_in_reward or self.max_epochs > 1 or samples > self.train_batch_size
+
     @property
     def needs_reference(self) -> bool:
         """A reference model group is loaded: KL is on and the reference is not the policy with its

@@ -31,7 +31,7 @@ import torch
 
 from openrlhf.algorithms import compute_kl, get_advantage_estimator
 from openrlhf.analysis.run_report import write_report
-from openrlhf.knowrl.actors import launch_actors, record_placement
+from openrlhf.knowrl.actors import launch_actors
 from openrlhf.knowrl.checkpoint import load_checkpoint, resume_advice, save_checkpoint
 from openrlhf.knowrl.config import KnowRLConfig
 from openrlhf.knowrl.consensus import ConsensusTargets
@@ -106,23 +106,10 @@ class KnowRLTrainer:
     # ------------------------------------------------------------------ setup
     def start(self) -> None:
         """Start the engines, the policy (and reference) ranks and the weight-sync group
-        (`actors.launch_actors`), write log_dir/placement.json, open the metrics logger."""
+        (`actors.launch_actors`, which also writes log_dir/placement.json), open the metrics logger."""
         cfg = self.cfg
-        t0 = time.perf_counter()
         self.engines, self.policy, self.reference = launch_actors(cfg, self.model_path, self.use_gpu, self.plan)
         self.writer.engines = self.engines
-        record_placement(cfg.log_dir, {"policy": self.policy.actors, "reference": self.reference.actors
-                                       if self.reference else [], "vllm": self.engines.actors}, cfg.actor_timeout)
-        print(f"[knowrl] {len(self.engines)} vLLM engine(s), {cfg.actor_world_size} policy rank(s), "
-              f"{cfg.ref_world_size if self.reference else 0} reference rank(s) ready in "
-              f"{time.perf_counter() - t0:.1f}s; weights reach the engines "
-              f"{'through shared memory (colocated)' if cfg.colocate_all_models else 'over a sync group'}; "
-              f"engines and policy in {self.engines.engine_args['dtype']}", flush=True)
-        if cfg.lora is not None:
-            print(f"[knowrl] LoRA rank {cfg.lora_rank} (alpha {cfg.lora_alpha:g}) on {cfg.target_modules}; the engines "
-                  f"get the merged weights" + ("; reference log-probs from the policy with its adapter off, no "
-                                               "reference model loaded" if cfg.needs_ref_logprobs and
-                                               self.reference is None else ""), flush=True)
         self.logger = MetricsLogger(cfg.log_dir, cfg.use_tensorboard, cfg.use_wandb, cfg.wandb_project,
                                     cfg.wandb_run_name, config=cfg.public_dict())
 
@@ -309,7 +296,7 @@ class KnowRLTrainer:
         exp = build_experience([s.prompt_token_ids for s in samples], [s.token_ids for s in samples], rewards,
                                self.pad_token_id)
         kl_in_reward = 0.0 if cfg.use_kl_loss else cfg.init_kl_coef
-        passes = {"old_logp": (self.policy, {})} if self.needs_old_logprobs(len(exp)) else {}
+        passes = {"old_logp": (self.policy, {})} if cfg.needs_old_logprobs(len(exp)) else {}
         if self.reference is not None:
             passes["ref_logp"] = (self.reference, {})
         elif cfg.needs_ref_logprobs:   # LoRA: the frozen base, i.e. the policy with its adapter off
@@ -325,15 +312,6 @@ class KnowRLTrainer:
         exp.advantages, exp.returns = self.advantage_fn(exp.rewards, exp.kl, exp.action_mask,
                                                         cfg.n_samples_per_prompt, kl_in_reward, cfg.gamma)
         return exp
-
-    def needs_old_logprobs(self, samples: int) -> bool:
-        """The behaviour policy's log-probs are needed for KL in the reward, or for the PPO ratio
-        once a step has changed the weights. With one optimizer step per rollout and no KL in the
-        reward the policy being trained IS the behaviour policy, the ratio is exactly 1, and the
-        training forward's own detached log-probs stand in: a whole scoring pass saved."""
-        cfg = self.cfg
-        kl_in_reward = not cfg.use_kl_loss and cfg.init_kl_coef > 0
-        return kl_in_reward or cfg.max_epochs > 1 or samples > cfg.train_batch_size
 
     # ------------------------------------------------------------------ 7. update
     def update(self, exp: Experience, rng: random.Random) -> dict:
@@ -369,8 +347,7 @@ class KnowRLTrainer:
     # ------------------------------------------------------------------ 9. checkpoints
     def save_checkpoint(self, iteration: int) -> None:
         """Checkpoint the end of `iteration` (policy, pool, iteration time; `checkpoint.save_checkpoint`)."""
-        save_checkpoint(self.policy, self.cfg, self.model_path, iteration, self.train_seconds,
-                        {name: part.state_dict() for name, part in self.resumable().items()})
+        save_checkpoint(self.policy, self.cfg, self.model_path, iteration, self.train_seconds, self.resumable())
         self.last_checkpoint = iteration
 
     def resumable(self) -> dict:
@@ -387,17 +364,14 @@ class KnowRLTrainer:
 
     def resume(self) -> int:
         """Restore the newest complete, intact checkpoint (`checkpoint.load_checkpoint`) into the
-        policy, pool, metrics log and engines; return the iteration it ended (0: none, a fresh
+        policy, the `resumable()` parts, the metrics log and the engines; return the iteration it ended (0: none, a fresh
         start). Raises RuntimeError when it was saved under other settings or the engines die
         past --max_engine_restarts."""
-        loaded = load_checkpoint(self.policy, self.cfg, self.model_path)
+        loaded = load_checkpoint(self.policy, self.cfg, self.model_path, self.resumable())
         if loaded is None:
             self.logger.drop_after(0)
             return 0
         folder, state = loaded
-        for name, part in self.resumable().items():
-            if name in state:    # checkpoints from before --pseudo_label hold the pool only
-                part.load_state_dict(state[name])
         self.train_seconds = float(state.get("train_seconds", 0.0))
         self.last_checkpoint = state["iteration"]
         self.logger.drop_after(state["iteration"])
