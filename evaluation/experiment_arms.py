@@ -29,6 +29,7 @@ from pathlib import Path
 
 from evaluation import metrics as M
 from evaluation.report import read_predictions
+from openrlhf.utils.jsonl import read_jsonl
 
 DATASET_BENCHMARKS = ("selfaware_validation", "kuq_validation")
 CAPABILITY = "capability"
@@ -38,26 +39,29 @@ BAND, MAX_AGREEMENT = (0.2, 0.8), 0.95
 PLACEBO = "P"
 
 
-def monitor_means(metrics_path: Path, window: tuple[int, int] = WINDOW) -> dict[str, float | None]:
-    """Means over iterations window[0]..window[1] of the predicted-feasible rate and self-agreement."""
-    rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if window[0] <= r["iteration"] <= window[1]]
-
-    def mean(key):
-        vals = [r[key] for r in rows if key in r]
-        return sum(vals) / len(vals) if vals else None
-
-    return {"feasible_rate": mean("monitor/predicted_feasible_rate"), "self_agreement": mean("monitor/self_agreement"),
-            "iterations": len(rows)}
-
-
 def monitor_series(metrics_path: Path) -> dict[str, list]:
     """Per iteration: {"iteration": [...], "feasible_rate": [...], "self_agreement": [...]}
-    (None where an iteration logged no monitor)."""
-    rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    (None where an iteration logged no monitor). Unreadable (torn) lines are skipped."""
+    rows, _ = read_jsonl(metrics_path)
     return {"iteration": [r["iteration"] for r in rows],
             "feasible_rate": [r.get("monitor/predicted_feasible_rate") for r in rows],
             "self_agreement": [r.get("monitor/self_agreement") for r in rows]}
+
+
+def window_means(series: dict[str, list], window: tuple[int, int] = WINDOW) -> dict[str, float | None]:
+    """Means over iterations window[0]..window[1] of a `monitor_series`' feasible rate and self-agreement."""
+    inside = [i for i, it in enumerate(series["iteration"]) if window[0] <= it <= window[1]]
+
+    def mean(key):
+        vals = [series[key][i] for i in inside if series[key][i] is not None]
+        return sum(vals) / len(vals) if vals else None
+
+    return {"feasible_rate": mean("feasible_rate"), "self_agreement": mean("self_agreement"), "iterations": len(inside)}
+
+
+def monitor_means(metrics_path: Path, window: tuple[int, int] = WINDOW) -> dict[str, float | None]:
+    """`window_means` of the run whose metrics.jsonl is `metrics_path`."""
+    return window_means(monitor_series(metrics_path), window)
 
 
 def split_rows(records: list[dict]) -> tuple[list[dict], list[dict]]:
@@ -145,9 +149,8 @@ def arms_report(root: Path, n_boot: int = 1000, seed: int = 0) -> dict:
     placebo = [models[f"{PLACEBO}_s{s}"] for s in sorted(runs.get(PLACEBO, {}))]
     for arm, seeds in runs.items():
         arm_models = [models[f"{arm}_s{s}"] for s in sorted(seeds)]
-        monitors = {s: monitor_means(run / "logs" / "metrics.jsonl") for s, run in sorted(seeds.items())}
-        entry = {"seeds": sorted(seeds), "monitors": monitors,
-                 "series": {s: monitor_series(run / "logs" / "metrics.jsonl") for s, run in sorted(seeds.items())},
+        series = {s: monitor_series(run / "logs" / "metrics.jsonl") for s, run in sorted(seeds.items())}
+        entry = {"seeds": sorted(seeds), "monitors": {s: window_means(v) for s, v in series.items()}, "series": series,
                  "endpoints": mean_over(arm_models, everything_d, everything_c),
                  "vs_base": paired_differences(arm_models, [base], n_d, n_c, n_boot=n_boot, seed=seed),
                  "vs_calibration_only": paired_differences(arm_models, [base], n_d, n_c, True, n_boot, seed)}
