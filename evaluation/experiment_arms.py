@@ -3,20 +3,21 @@ docs/results/collapse_experiment.md), from the folders `scripts/collapse_experim
 
 For every arm (two or more seeds, `<dir>/<arm>_s<seed>/`):
 
-* rule 1, collapse stopped: the means over iterations 8-10 of `monitor/predicted_feasible_rate`
-  and `monitor/self_agreement` in each seed's `logs/metrics.jsonl`;
+* rule 1, collapse stopped: the means over iterations 8-10 (`--window`) of
+  `monitor/predicted_feasible_rate` and `monitor/self_agreement` in each seed's `logs/metrics.jsonl`;
 * rule 2, self-knowledge: the endpoints E1-E4 of each seed's `eval/predictions.jsonl`, averaged
   over seeds, minus the same for the base model, the placebo (arm P) and, for E3/E4, the
   calibration-only baseline (the base model thresholded at its median P(feasible)); 95 % paired
   bootstrap CIs over items (all models' rows resampled with the same indices).
 
-  E1 AUROC of P(feasible) vs the dataset labels, SelfAware + KUQ validation pooled;
+  E1 AUROC of P(feasible) vs the dataset labels, SelfAware + KUQ (validation or test) pooled;
   E2 P(IK) AUROC on the capability suite (vs the model's own correctness);
   E3 macro-F1 of the vote vs the dataset labels (pooled);
   E4 balanced accuracy of the vote vs the model-relative labels (capability suite).
 
     python -m evaluation.experiment_arms runs/collapse [--n_boot 1000] [--figure PATH]
     # writes runs/collapse/arms.json and the figure (default runs/collapse/arms.png)
+    python -m evaluation.experiment_arms runs/collapse_full --window 28 30   # the full-budget run
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from evaluation import metrics as M
 from evaluation.report import read_predictions
 from openrlhf.utils.jsonl import read_jsonl
 
-DATASET_BENCHMARKS = ("selfaware_validation", "kuq_validation")
 CAPABILITY = "capability"
 ENDPOINTS = ("E1", "E2", "E3", "E4")
 WINDOW = (8, 10)
@@ -65,8 +65,8 @@ def monitor_means(metrics_path: Path, window: tuple[int, int] = WINDOW) -> dict[
 
 
 def split_rows(records: list[dict]) -> tuple[list[dict], list[dict]]:
-    """(dataset-labelled rows of the validation splits, capability rows), in file order."""
-    dataset = [r for r in records if any(r["benchmark"].startswith(b) for b in DATASET_BENCHMARKS)]
+    """(dataset-labelled rows: every benchmark but the capability suite; capability rows), in file order."""
+    dataset = [r for r in records if not r["benchmark"].startswith(CAPABILITY)]
     capability = [r for r in records if r["benchmark"].startswith(CAPABILITY)]
     return dataset, capability
 
@@ -129,8 +129,9 @@ def check_same_items(models: dict[str, tuple[list[dict], list[dict]]]) -> None:
                              f"benchmarks and --seed")
 
 
-def arms_report(root: Path, n_boot: int = 1000, seed: int = 0) -> dict:
-    """Rules 1-3 of the pre-registration for every complete arm under `root` (see the module docstring)."""
+def arms_report(root: Path, n_boot: int = 1000, seed: int = 0, window: tuple[int, int] = WINDOW) -> dict:
+    """Rules 1-3 of the pre-registration for every complete arm under `root` (see the module
+    docstring); rule 1 reads the monitors' means over iterations `window` (first, last)."""
     runs: dict[str, dict[int, Path]] = {}
     for run in sorted(root.iterdir()):
         m = re.fullmatch(r"(\w+?)_s(\d+)", run.name)
@@ -144,13 +145,14 @@ def arms_report(root: Path, n_boot: int = 1000, seed: int = 0) -> dict:
     check_same_items(models)
     n_d, n_c = len(base[0]), len(base[1])
     everything_d, everything_c = list(range(n_d)), list(range(n_c))
-    report: dict = {"base": mean_over([base], everything_d, everything_c),
+    report: dict = {"window": list(window), "base": mean_over([base], everything_d, everything_c),
                     "calibration_only": mean_over([base], everything_d, everything_c, True), "arms": {}}
     placebo = [models[f"{PLACEBO}_s{s}"] for s in sorted(runs.get(PLACEBO, {}))]
     for arm, seeds in runs.items():
         arm_models = [models[f"{arm}_s{s}"] for s in sorted(seeds)]
         series = {s: monitor_series(run / "logs" / "metrics.jsonl") for s, run in sorted(seeds.items())}
-        entry = {"seeds": sorted(seeds), "monitors": {s: window_means(v) for s, v in series.items()}, "series": series,
+        entry = {"seeds": sorted(seeds), "monitors": {s: window_means(v, window) for s, v in series.items()},
+                 "series": series,
                  "endpoints": mean_over(arm_models, everything_d, everything_c),
                  "vs_base": paired_differences(arm_models, [base], n_d, n_c, n_boot=n_boot, seed=seed),
                  "vs_calibration_only": paired_differences(arm_models, [base], n_d, n_c, True, n_boot, seed)}
@@ -213,7 +215,8 @@ def format_markdown(report: dict) -> str:
     def num(v):
         return "n/a" if v is None else f"{v:.3f}"
 
-    head = ["arm", "feasible rate / self-agreement, it. 8-10, per seed", "rule 1"]
+    first, last = report.get("window", WINDOW)
+    head = ["arm", f"feasible rate / self-agreement, it. {first}-{last}, per seed", "rule 1"]
     head += [f"{k} (vs base)" for k in ENDPOINTS] + ["E1/E2 vs placebo", "E3/E4 vs calibration-only", "rule 2"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines.append("| base | | | " + " | ".join(num(report["base"][k]) for k in ENDPOINTS) + " | | "
@@ -251,7 +254,8 @@ def plot_arms(report: dict, path: Path) -> None:
                 if pts:
                     ax.plot(*zip(*pts), color=colours[name], ls=("-", "--", ":")[i % 3], marker=".",
                             label=f"{name} s{s}")
-        ax.axvspan(WINDOW[0] - 0.5, WINDOW[1] + 0.5, color="0.92", zorder=0)
+        first, last = report.get("window", WINDOW)
+        ax.axvspan(first - 0.5, last + 0.5, color="0.92", zorder=0)
         if key == "feasible_rate":
             ax.axhspan(*BAND, color="tab:green", alpha=0.08, zorder=0)
         else:
@@ -289,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n_boot", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--figure", help="where to draw the monitors and endpoints (default ROOT/arms.png)")
+    parser.add_argument("--window", type=int, nargs=2, default=list(WINDOW), metavar=("FIRST", "LAST"),
+                        help="iterations whose monitor means rule 1 reads (default 8 10)")
     args = parser.parse_args(argv)
     root = Path(args.root)
     if not (root / "base" / "eval" / "predictions.jsonl").is_file():
@@ -296,7 +302,9 @@ def main(argv: list[str] | None = None) -> int:
               f"scripts/collapse_experiment.sh first", file=sys.stderr)
         return 2
     try:
-        report = arms_report(root, args.n_boot, args.seed)
+        if not 1 <= args.window[0] <= args.window[1]:
+            raise ValueError(f"--window {args.window[0]} {args.window[1]}: needs 1 <= FIRST <= LAST")
+        report = arms_report(root, args.n_boot, args.seed, tuple(args.window))
     except ValueError as exc:
         print(f"experiment_arms: error: {exc}", file=sys.stderr)
         return 2

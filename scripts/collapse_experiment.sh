@@ -9,15 +9,25 @@
 #   FOREGROUND=1 bash scripts/collapse_experiment.sh
 #   ARMS="A0 A2" SEEDS="42" bash scripts/collapse_experiment.sh    # a subset
 #   STOP=1 bash scripts/collapse_experiment.sh       # stop a background run (resume: run again)
+#   FULL=1 bash scripts/collapse_experiment.sh       # rule 3: the picked arm (ARMS, default A1) at
+#                                                    # full budget, scored on the test splits
 #
 # Arms: A0 today's settings; A1 aligned pseudo-labels + nondegenerate filter; A2 A1 + class
 # balance; A3 A2 + intent weight 0.5; P placebo (A2 with the targets permuted within each batch).
 # Resumable: training resumes from its newest checkpoint, finished evaluations are reused.
-# Outputs: runs/collapse/<arm>_s<seed>/{logs,eval_*}; base model: runs/collapse/base/.
+# Outputs: runs/collapse/<arm>_s<seed>/{logs,model,eval}; base model: runs/collapse/base/.
+# FULL=1: 30 iterations, seed 42, SelfAware/KUQ test splits and a capability:200 draw with seed 1
+# (the base model is scored on the same items), in runs/collapse_full/.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-out=${OUT_DIR:-runs/collapse}
+if [ "${FULL:-0}" = "1" ]; then
+    out=${OUT_DIR:-runs/collapse_full} iterations=${ITERATIONS:-30} arms=${ARMS:-A1} seeds=${SEEDS:-42}
+    split=test eval_seed=1
+else
+    out=${OUT_DIR:-runs/collapse} iterations=${ITERATIONS:-10} arms=${ARMS:-A0 A2 P A1 A3} seeds=${SEEDS:-42 43}
+    split=validation eval_seed=0
+fi
 mkdir -p "$out"
 
 if [ "${STOP:-0}" = "1" ]; then
@@ -34,7 +44,6 @@ fi
 export KNOWRL_BENCHMARKS_DIR=${KNOWRL_BENCHMARKS_DIR:-$root/../shared/benchmarks}
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 py=.venv/bin/python
-iterations=${ITERATIONS:-10}
 log() { echo "[collapse] $(date -u '+%Y-%m-%d %H:%M:%S') $*"; }
 
 arm_flags() {
@@ -49,20 +58,20 @@ arm_flags() {
 }
 
 $py -m evaluation.splits materialize "$out/splits" >/dev/null
-# dataset labels (SelfAware, KUQ validation) and labels relative to the model (capability suite)
-eval_sets=(--benchmark "$out/splits/selfaware_validation.jsonl" --benchmark "$out/splits/kuq_validation.jsonl"
+# dataset labels (SelfAware, KUQ) and labels relative to the model (capability suite)
+eval_sets=(--benchmark "$out/splits/selfaware_$split.jsonl" --benchmark "$out/splits/kuq_$split.jsonl"
            --benchmark capability:200)
 evaluate() {  # model folder ('' = the embedded base model), output folder
     if [ ! -f "$2/predictions.jsonl" ]; then
         log "evaluate ${1:-base} -> $2"
-        $py evaluation/run_eval.py --model-path "$1" "${eval_sets[@]}" --seed 0 --output_dir "$2"
+        $py evaluation/run_eval.py --model-path "$1" "${eval_sets[@]}" --seed "$eval_seed" --output_dir "$2"
         $py -m evaluation.pik_signal "$2" >/dev/null
     fi
 }
 
 evaluate "" "$out/base/eval"
-for seed in ${SEEDS:-42 43}; do
-    for arm in ${ARMS:-A0 A2 P A1 A3}; do
+for seed in $seeds; do
+    for arm in $arms; do
         run="$out/${arm}_s${seed}"
         flags=$(arm_flags "$arm")
         if [ ! -f "$run/model/tokenizer_config.json" ]; then
@@ -86,4 +95,4 @@ for seed in ${SEEDS:-42 43}; do
     done
 done
 rm -f "$out/pid"
-log "all arms done: python -m openrlhf.analysis.collapse_table $out"
+log "all arms done: python -m evaluation.experiment_arms $out$([ "$split" = test ] && echo " --window $((iterations - 2)) $iterations")"

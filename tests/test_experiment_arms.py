@@ -80,3 +80,26 @@ def test_monitor_window_and_cli(experiment, capsys):
     assert (experiment / "arms.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", "the figure is drawn"
     assert main([str(experiment / "nowhere")]) == 2
     assert "run scripts/collapse_experiment.sh first" in capsys.readouterr().err
+
+
+def test_full_budget_run_reads_test_splits_and_its_own_window(tmp_path, capsys):
+    """FULL=1's folder: the base model and one arm, scored on the test splits, 30 iterations."""
+    rng = random.Random(1)
+    for name, skill in (("base", 0.0), ("A1_s42", 0.8)):
+        write_eval(tmp_path / name / "eval", skill, rng)
+        lines = (tmp_path / name / "eval" / "predictions.jsonl").read_text()
+        (tmp_path / name / "eval" / "predictions.jsonl").write_text(lines.replace("_validation", "_test"))
+    (tmp_path / "A1_s42" / "logs").mkdir()
+    rows = [{"iteration": i, "monitor/predicted_feasible_rate": 0.05 if i <= 10 else 0.5,
+             "monitor/self_agreement": 0.7} for i in range(1, 31)]
+    (tmp_path / "A1_s42" / "logs" / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report = arms_report(tmp_path, n_boot=30, window=(28, 30))
+    a1 = report["arms"]["A1"]
+    assert a1["monitors"][42]["feasible_rate"] == pytest.approx(0.5) and a1["rule1"]
+    assert a1["vs_base"]["E1"]["estimate"] > 0.3, "the test-split rows are the dataset rows"
+    assert "vs_placebo" not in a1 and a1["rule2"] is None and report["pick"] == "A1"
+    assert not arms_report(tmp_path, n_boot=30)["arms"]["A1"]["rule1"], "iterations 8-10 sit at 0.05"
+    assert main([str(tmp_path), "--n_boot", "10", "--window", "28", "30"]) == 0
+    assert "it. 28-30" in capsys.readouterr().out
+    assert main([str(tmp_path), "--window", "30", "28"]) == 2
+    assert "--window 30 28" in capsys.readouterr().err
