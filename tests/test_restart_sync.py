@@ -18,6 +18,7 @@ from types import SimpleNamespace
 import pytest
 import ray
 
+from openrlhf.knowrl.checkpoint import RunCheckpoints
 from openrlhf.knowrl.config import KnowRLConfig
 from openrlhf.knowrl.loop import StoppedAfterUpdate, KnowRLTrainer
 from openrlhf.rollout import engine_pool
@@ -91,6 +92,7 @@ def trainer(monkeypatch):
         cfg = KnowRLConfig(num_iterations=5)
         tok = SimpleNamespace(pad_token_id=0, eos_token_id=0)
         t = KnowRLTrainer(cfg, "unused-model", tok, [], None, None, use_gpu=False)
+        t.checkpoints = RunCheckpoints(cfg, "unused-model", policy=None, parts={})
         t.saved = []
 
         def run_iteration(iteration):
@@ -98,12 +100,12 @@ def trainer(monkeypatch):
                 raise failure
             return {}
 
-        def save(iteration):
+        def save(iteration, train_seconds):
             t.saved.append(iteration)
-            t.last_checkpoint = iteration
+            t.checkpoints.last = iteration
 
         monkeypatch.setattr(t, "run_iteration", run_iteration)
-        monkeypatch.setattr(t, "save_checkpoint", save)
+        monkeypatch.setattr(t.checkpoints, "save", save)
         return t
     return make
 

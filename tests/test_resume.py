@@ -1,6 +1,8 @@
 """Resume after a crash: the driver is SIGKILLed mid-run, a second run with --load_checkpoint
-continues from the newest complete checkpoint, and every iteration's records and metrics are
-present exactly once. Also: an interrupted save (no loop-state file) is never resumed from."""
+continues from the newest intact checkpoint past a torn log line, and every iteration's records
+and metrics are present exactly once; a fresh run is refused in an earlier run's folders and
+--overwrite moves them aside. Also: an interrupted save (no loop-state file) is never resumed
+from, and a run stopped by its time budget resumes to exactly the uninterrupted run."""
 
 import json
 import os
@@ -10,6 +12,7 @@ import time
 
 import pytest
 
+from openrlhf.cli.train_knowrl import main as train_main
 from openrlhf.knowrl.checkpoint import complete_checkpoints
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -32,20 +35,41 @@ def train_argv(model, out, iterations, *extra):
                               "--max_ckpt_num", "2", *extra)
 
 
+def plant_earlier_run(out):
+    """An earlier run's output in out/{ckpt,logs,model}: a checkpoint of iteration 9, 9 metrics lines."""
+    (out / "ckpt" / "iter_0009").mkdir(parents=True)
+    (out / "ckpt" / "iter_0009" / "mp_rank_00_model_states.pt").write_bytes(b"weights")
+    (out / "ckpt" / "iter_0009" / "knowrl_state.json").write_text('{"iteration": 9, "pool": {}, "settings": {}}')
+    (out / "logs").mkdir()
+    (out / "logs" / "metrics.jsonl").write_text("".join(f'{{"iteration": {i}}}\n' for i in range(1, 10)))
+    (out / "model").mkdir()
+    (out / "model" / "config.json").write_text("{}")
+
+
+def logged_iterations(log_dir):
+    return [json.loads(line)["iteration"] for line in (log_dir / "metrics.jsonl").read_text().splitlines()]
+
+
 @pytest.mark.e2e
-def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path):
-    from tiny_model import build_tiny_model
+def test_sigkill_then_resume_past_a_torn_log_and_a_damaged_checkpoint_loses_and_duplicates_nothing(tmp_path, capsys):
+    """A run started with --overwrite over an earlier run's folders moves them aside; it is
+    SIGKILLed (driver and actors) once two checkpoints are complete; a fresh run in its folders and
+    a resume under another ZeRO stage are refused before Ray, touching nothing; with a torn metrics
+    line and its newest checkpoint damaged on top, --load_checkpoint continues from the intact
+    one, and every iteration's records and metrics end up present exactly once."""
+    from tiny_model import build_tiny_model, tiny_train_command
 
     model = build_tiny_model(tmp_path / "tiny")
     out = tmp_path / "run"
+    plant_earlier_run(out)
     iterations = 12   # tiny iterations take well under a second: leave the kill plenty of run to land in
-    proc = subprocess.Popen(train_argv(model, out, iterations), cwd=ROOT, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(train_argv(model, out, iterations, "--overwrite"), cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.time() + 600
-        while not complete_checkpoints(str(out / "ckpt")):
-            assert proc.poll() is None, "the first run ended before its first checkpoint"
-            assert time.time() < deadline, "no checkpoint within 10 minutes"
+        while len(complete_checkpoints(str(out / "ckpt"))) < 2:
+            assert proc.poll() is None, "the first run ended before its second checkpoint"
+            assert time.time() < deadline, "no two checkpoints within 10 minutes"
             time.sleep(0.02)
     finally:
         try:
@@ -54,18 +78,39 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path):
             pass
         proc.wait()
     assert not (out / "model" / "config.json").exists(), "the killed run should not have finished"
+    aside = sorted(p.name for p in out.iterdir() if ".prev-" in p.name)
+    assert [name.split(".prev-")[0] for name in aside] == ["ckpt", "logs", "model"]
+    assert (out / aside[0] / "iter_0009" / "knowrl_state.json").is_file(), "moved aside, not deleted"
+    assert logged_iterations(out / aside[1]) == list(range(1, 10))
 
+    # a fresh run in the same folders, and a resume under another ZeRO stage: refused before Ray
+    # (in-process: no Ray), nothing touched
+    tags = complete_checkpoints(str(out / "ckpt"))
+    saved = {p: p.stat().st_mtime_ns for p in (out / "ckpt").rglob("*") if p.is_file()}
+    capsys.readouterr()  # drop the model builder's progress bars
+    assert train_main(tiny_train_command(model, out, "--num_iterations", "2")[3:]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds an earlier run's output" in err[0] and "--overwrite" in err[0]
+    assert train_main(train_argv(model, out, iterations, "--load_checkpoint", "--zero_stage", "0")[3:]) == 2
+    assert "--zero_stage 2 in the checkpoint, 0 now" in capsys.readouterr().err
+    assert {p: p.stat().st_mtime_ns for p in (out / "ckpt").rglob("*") if p.is_file()} == saved
+
+    with open(out / "logs" / "metrics.jsonl", "a") as f:
+        f.write('{"iteration": 99, "rollout/agr')                      # torn, as by a kill mid-write
+    victim = max((out / "ckpt" / tags[-1]).rglob("*.pt"), key=lambda p: p.stat().st_size)
+    victim.write_bytes(victim.read_bytes()[:100])                       # damaged newest checkpoint
+    intact = int(tags[-2].split("_")[1])
     resumed = subprocess.run(train_argv(model, out, iterations, "--load_checkpoint"), cwd=ROOT, capture_output=True,
                              text=True, timeout=900)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-5000:]
-    assert "resumed from" in resumed.stdout
-    done_before = int(resumed.stdout.split("after iteration ")[1].split()[0])
-    assert 1 <= done_before < iterations
-    assert f"iter {done_before + 1}/{iterations}" in resumed.stdout
-    assert f"iter {done_before}/{iterations}" not in resumed.stdout
+    assert "is damaged" in resumed.stdout and tags[-1] in resumed.stdout
+    assert "resumed from" in resumed.stdout and f"after iteration {intact}" in resumed.stdout
+    assert "unreadable line" in resumed.stdout
+    assert "Traceback" not in resumed.stderr
+    assert f"iter {intact + 1}/{iterations}" in resumed.stdout
+    assert f"iter {intact}/{iterations}" not in resumed.stdout
 
-    metrics = [json.loads(line)["iteration"] for line in (out / "logs" / "metrics.jsonl").read_text().splitlines()]
-    assert metrics == list(range(1, iterations + 1)), "every iteration's metrics exactly once"
+    assert logged_iterations(out / "logs") == list(range(1, iterations + 1)), "every iteration's metrics once"
     for i in range(1, iterations + 1):
         records = (out / "logs" / "iterations" / f"iter_{i:04d}.jsonl").read_text().splitlines()
         assert len(records) == 2 and all(json.loads(r)["iteration"] == i for r in records)

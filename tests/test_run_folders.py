@@ -1,15 +1,11 @@
 """A run's folders: a fresh run never lands in an earlier run's folders, rotation never deletes
 the checkpoint just written, a torn metrics line or a damaged checkpoint does not stop a resume,
-and a resume under other settings than the checkpoint's is refused before anything loads."""
+and a resume under other settings than the checkpoint's is refused before anything loads.
+(The same on a real run, killed and resumed: tests/test_resume.py.)"""
 
 import json
-import os
-import subprocess
-
-import pytest
 from types import SimpleNamespace
 
-from openrlhf.cli.train_knowrl import main
 from openrlhf.knowrl.checkpoint import (
     STATE_FILE,
     checkpoint_problem,
@@ -23,8 +19,6 @@ from openrlhf.knowrl.checkpoint import (
 )
 from openrlhf.utils.jsonl import read_jsonl, repair_jsonl
 from openrlhf.utils.tracking import MetricsLogger
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def fake_checkpoint(ckpt, iteration, payload=b"weights", settings=None):
@@ -118,58 +112,3 @@ def test_torn_metrics_line_is_dropped_with_a_warning(tmp_path, capsys):
     rows, bad = read_jsonl(tmp_path / "metrics.jsonl")
     assert bad == 0 and [r["iteration"] for r in rows] == [1, 2, 3]
     assert repair_jsonl(tmp_path / "missing.jsonl") == 0
-
-
-def run_cli(argv):
-    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=900)
-
-
-def iterations_logged(log_dir):
-    rows, bad = read_jsonl(os.path.join(log_dir, "metrics.jsonl"))
-    assert bad == 0
-    return [r["iteration"] for r in rows]
-
-
-@pytest.mark.e2e
-def test_second_run_torn_log_damaged_checkpoint_and_overwrite_end_to_end(tmp_path, capsys):
-    """Run A saves iterations 1-3; a fresh run B in its folders is refused before Ray; a resume
-    with a torn metrics line and a damaged newest checkpoint continues from the intact one and
-    logs every iteration once; --overwrite moves A aside and starts over."""
-    from tiny_model import build_tiny_model, tiny_train_command
-
-    model = build_tiny_model(tmp_path / "tiny")
-    out = tmp_path / "run"
-    argv = lambda *extra: tiny_train_command(model, out, "--save_steps", "1", "--max_ckpt_num", "2", *extra)  # noqa: E731
-    first = run_cli(argv("--num_iterations", "3"))
-    assert first.returncode == 0, first.stderr[-3000:]
-    assert complete_checkpoints(str(out / "ckpt")) == ["iter_0002", "iter_0003"]
-    saved = {p: p.stat().st_mtime_ns for p in (out / "ckpt").rglob("*") if p.is_file()}
-
-    # a fresh run in the same folders: refused before Ray, nothing touched (in-process: no Ray)
-    capsys.readouterr()  # drop the model builder's progress bars
-    assert main(tiny_train_command(model, out, "--num_iterations", "2")[3:]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "holds an earlier run's output" in err[0] and "--overwrite" in err[0]
-    assert {p: p.stat().st_mtime_ns for p in (out / "ckpt").rglob("*") if p.is_file()} == saved
-    # a resume under another ZeRO stage: refused before Ray, naming both values
-    assert main(tiny_train_command(model, out, "--load_checkpoint", "--zero_stage", "0")[3:]) == 2
-    assert "--zero_stage 2 in the checkpoint, 0 now" in capsys.readouterr().err
-
-    with open(out / "logs" / "metrics.jsonl", "a") as f:
-        f.write('{"iteration": 4, "rollout/agr')                       # torn by a kill
-    victim = max((out / "ckpt" / "iter_0003").rglob("*.pt"), key=lambda p: p.stat().st_size)
-    victim.write_bytes(victim.read_bytes()[:100])                       # damaged newest checkpoint
-    resumed = run_cli(argv("--num_iterations", "4", "--load_checkpoint"))
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "is damaged" in resumed.stdout and "iter_0003" in resumed.stdout
-    assert "after iteration 2" in resumed.stdout
-    assert "dropped 1 unreadable line" in resumed.stdout
-    assert "Traceback" not in resumed.stderr
-    assert iterations_logged(out / "logs") == [1, 2, 3, 4]
-
-    again = run_cli(argv("--num_iterations", "1", "--overwrite"))
-    assert again.returncode == 0, again.stderr[-3000:]
-    aside = sorted(p.name for p in out.iterdir() if ".prev-" in p.name)
-    assert [name.split(".prev-")[0] for name in aside] == ["ckpt", "logs", "model"]
-    assert iterations_logged(out / "logs") == [1]
-    assert iterations_logged(out / next(n for n in aside if n.startswith("logs"))) == [1, 2, 3, 4]

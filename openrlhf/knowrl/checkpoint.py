@@ -21,6 +21,8 @@ import shutil
 import time
 from dataclasses import dataclass, field
 
+from openrlhf.rollout.engine_pool import EngineRestartsExhausted
+
 STATE_FILE = "knowrl_state.json"
 TAG_PATTERN = re.compile(r"^iter_(\d+)$")
 # The settings a checkpoint can only be resumed under; a changed value makes DeepSpeed fail late
@@ -272,6 +274,52 @@ def resume_advice(iteration: int, reward_error: bool, ckpt_path: str) -> str:
         return (f"fix it, then rerun with --load_checkpoint to continue from iteration {iteration} "
                 f"({checkpoint_tag(iteration - 1)} is saved in {ckpt_path})")
     return "the last complete iteration is checkpointed: resume with --load_checkpoint"
+
+
+class RunCheckpoints:
+    """A run's checkpoints as the loop uses them: save the end of an iteration, save the last
+    complete one when an iteration fails before its update, resume.
+
+    policy: the policy `ModelGroup`; parts: name -> each loop object whose state a checkpoint
+    holds (`state_dict()` / `load_state_dict()`: the task pool, the consensus targets, ...)."""
+
+    def __init__(self, cfg, model_path: str, policy, parts: dict):
+        self.cfg, self.model_path, self.policy, self.parts = cfg, model_path, policy, parts
+        self.last = 0   # the iteration of the newest checkpoint this run saved or resumed from
+
+    def save(self, iteration: int, train_seconds: float) -> None:
+        """Checkpoint the end of `iteration` (`save_checkpoint`); `train_seconds`: iteration time so far."""
+        save_checkpoint(self.policy, self.cfg, self.model_path, iteration, train_seconds, self.parts)
+        self.last = iteration
+
+    def save_before_update(self, iteration: int, reward_error: bool, train_seconds: float) -> str:
+        """A failure (of the reward function when `reward_error`, else of the engines) came before
+        `iteration`'s update, so the policy and the parts still hold the end of iteration - 1:
+        checkpoint that (unless saved already) and return how the user goes on (`resume_advice`)."""
+        if iteration > 1 and self.last != iteration - 1:
+            self.save(iteration - 1, train_seconds)
+        return resume_advice(iteration, reward_error, self.cfg.ckpt_path)
+
+    def resume(self, logger, engines) -> tuple[int, float]:
+        """--load_checkpoint: restore the newest complete, intact checkpoint into the policy and
+        the parts, drop what `logger` (a MetricsLogger) logged after it, sync `engines` (an
+        EnginePool) to it. Returns (the iteration it ended, iteration seconds so far); (0, 0.0)
+        when there is none, a fresh start. Raises RuntimeError when it was saved under other
+        settings or the engines die past --max_engine_restarts."""
+        loaded = load_checkpoint(self.policy, self.cfg, self.model_path, self.parts)
+        if loaded is None:
+            logger.drop_after(0)
+            return 0, 0.0
+        folder, state = loaded
+        done, train_seconds = state["iteration"], float(state.get("train_seconds", 0.0))
+        self.last = done
+        logger.drop_after(done)
+        try:
+            engines.sync_weights(done + 1)
+        except EngineRestartsExhausted as exc:
+            raise RuntimeError(f"{exc}; {self.save_before_update(done + 1, False, train_seconds)}") from exc
+        print(f"[knowrl] resumed from {folder} after iteration {done}", flush=True)
+        return done, train_seconds
 
 
 # ---------------------------------------------------------------------- a fresh run's folders

@@ -354,14 +354,19 @@ class KnowRLConfig:
         """The KL term needs the reference policy's log-probs (--init_kl_coef > 0)."""
         return self.init_kl_coef > 0
 
+    @property
+    def kl_coef_in_reward(self) -> float:
+        """The coefficient of the per-token KL (--kl_estimator) subtracted from the reward:
+        --init_kl_coef, or 0 with --use_kl_loss, where KL is a term of the loss instead."""
+        return 0.0 if self.use_kl_loss else self.init_kl_coef
+
     def needs_old_logprobs(self, samples: int) -> bool:
         """The behaviour policy's log-probs are needed for KL in the reward, or for the PPO ratio
         once a step has changed the weights (a rollout of `samples` rows over more than one
         optimizer step, or --max_epochs > 1). Otherwise the policy being trained IS the behaviour
         policy, the ratio is exactly 1, and the training forward's own detached log-probs stand
         in: a whole scoring pass saved."""
-        kl_in_reward = not self.use_kl_loss and self.init_kl_coef > 0
-        return kl_in_reward or self.max_epochs > 1 or samples > self.train_batch_size
+        return self.kl_coef_in_reward > 0 or self.max_epochs > 1 or samples > self.train_batch_size
 
     @property
     def needs_reference(self) -> bool:

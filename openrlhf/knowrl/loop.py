@@ -32,7 +32,7 @@ import torch
 from openrlhf.algorithms import compute_kl, get_advantage_estimator
 from openrlhf.analysis.run_report import write_report
 from openrlhf.knowrl.actors import launch_actors
-from openrlhf.knowrl.checkpoint import load_checkpoint, resume_advice, save_checkpoint
+from openrlhf.knowrl.checkpoint import RunCheckpoints
 from openrlhf.knowrl.config import KnowRLConfig
 from openrlhf.knowrl.consensus import ConsensusTargets
 from openrlhf.knowrl.held_out import HeldOutMonitor
@@ -101,7 +101,7 @@ class KnowRLTrainer:
         self.prompts = PromptBudget(tokenizer, cfg.prompt_max_len)   # token ids, --prompt_max_len drops
         self.writer = TaskWriter(cfg, tokenizer, templates, seeds, self.pool, self.prompts)   # step 1
         self.train_seconds = 0.0          # time spent in iterations, resumed ones included
-        self.last_checkpoint = 0          # the iteration of the newest checkpoint this run saved or resumed
+        self.checkpoints: RunCheckpoints | None = None
 
     # ------------------------------------------------------------------ setup
     def start(self) -> None:
@@ -110,6 +110,8 @@ class KnowRLTrainer:
         cfg = self.cfg
         self.engines, self.policy, self.reference = launch_actors(cfg, self.model_path, self.use_gpu, self.plan)
         self.writer.engines = self.engines
+        self.checkpoints = RunCheckpoints(cfg, self.model_path, self.policy, {   # the state a checkpoint holds
+            "pool": self.pool, "consensus": self.consensus, "held_out": self.held_out, "eval": self.evaluator})
         self.logger = MetricsLogger(cfg.log_dir, cfg.use_tensorboard, cfg.use_wandb, cfg.wandb_project,
                                     cfg.wandb_run_name, config=cfg.public_dict())
 
@@ -123,7 +125,9 @@ class KnowRLTrainer:
         engines die past --max_engine_restarts; the last complete iteration is checkpointed first."""
         cfg = self.cfg
         history = []
-        done = self.resume() if cfg.load_checkpoint else 0
+        done = 0
+        if cfg.load_checkpoint:
+            done, self.train_seconds = self.checkpoints.resume(self.logger, self.engines)
         if cfg.early_stop and not self.held_out.tasks:
             self.held_out.write(self.writer, self.classify, self.iteration_rng)
         self.progress = RunProgress(cfg.num_iterations, done)
@@ -134,10 +138,12 @@ class KnowRLTrainer:
             try:
                 history.append(self.run_iteration(iteration))
             except (RewardFunctionError, EngineRestartsExhausted) as exc:
-                raise RuntimeError(f"{exc}; {self.save_before_update(iteration, exc)}") from exc
+                advice = self.checkpoints.save_before_update(iteration, isinstance(exc, RewardFunctionError),
+                                                             self.train_seconds)
+                raise RuntimeError(f"{exc}; {advice}") from exc
             except StoppedAfterUpdate as exc:
                 self.train_seconds += time.perf_counter() - start
-                self.save_checkpoint(iteration)
+                self.checkpoints.save(iteration, self.train_seconds)
                 raise RuntimeError(f"{exc}; the last complete iteration is checkpointed: "
                                    f"resume with --load_checkpoint") from exc
             self.train_seconds += time.perf_counter() - start
@@ -145,7 +151,7 @@ class KnowRLTrainer:
                 stop_reason = self.early_stop_check(iteration, history[-1])
             if iteration == cfg.num_iterations or self.out_of_time() or stop_reason is not None or (
                     cfg.save_steps > 0 and iteration % cfg.save_steps == 0):
-                self.save_checkpoint(iteration)
+                self.checkpoints.save(iteration, self.train_seconds)
             if self.out_of_time() and iteration < cfg.num_iterations:
                 print(f"[knowrl] --max_train_minutes {cfg.max_train_minutes:g} reached after iteration "
                       f"{iteration} ({self.train_seconds / 60:.1f} min of iterations)", flush=True)
@@ -295,7 +301,6 @@ class KnowRLTrainer:
         rewards = [r for g in kept for r in g.rewards]
         exp = build_experience([s.prompt_token_ids for s in samples], [s.token_ids for s in samples], rewards,
                                self.pad_token_id)
-        kl_in_reward = 0.0 if cfg.use_kl_loss else cfg.init_kl_coef
         passes = {"old_logp": (self.policy, {})} if cfg.needs_old_logprobs(len(exp)) else {}
         if self.reference is not None:
             passes["ref_logp"] = (self.reference, {})
@@ -310,7 +315,7 @@ class KnowRLTrainer:
         else:
             exp.kl = torch.zeros_like(exp.action_mask)
         exp.advantages, exp.returns = self.advantage_fn(exp.rewards, exp.kl, exp.action_mask,
-                                                        cfg.n_samples_per_prompt, kl_in_reward, cfg.gamma)
+                                                        cfg.n_samples_per_prompt, cfg.kl_coef_in_reward, cfg.gamma)
         return exp
 
     # ------------------------------------------------------------------ 7. update
@@ -343,41 +348,3 @@ class KnowRLTrainer:
         if improved and not self.cfg.eval_metric:   # --eval_metric picks --save_path instead
             self.policy.call_all("save_hf", self.cfg.save_path, self.model_path)
         return reason
-
-    # ------------------------------------------------------------------ 9. checkpoints
-    def save_checkpoint(self, iteration: int) -> None:
-        """Checkpoint the end of `iteration` (policy, pool, iteration time; `checkpoint.save_checkpoint`)."""
-        save_checkpoint(self.policy, self.cfg, self.model_path, iteration, self.train_seconds, self.resumable())
-        self.last_checkpoint = iteration
-
-    def resumable(self) -> dict:
-        """The loop's parts whose state a checkpoint holds (each has state_dict/load_state_dict)."""
-        return {"pool": self.pool, "consensus": self.consensus, "held_out": self.held_out, "eval": self.evaluator}
-
-    def save_before_update(self, iteration: int, exc: Exception) -> str:
-        """`exc` (a reward or engine failure) came before `iteration`'s update, so the policy and
-        pool still hold the end of iteration - 1: checkpoint that (unless saved already) and
-        return how the user goes on (`checkpoint.resume_advice`)."""
-        if iteration > 1 and self.last_checkpoint != iteration - 1:
-            self.save_checkpoint(iteration - 1)
-        return resume_advice(iteration, isinstance(exc, RewardFunctionError), self.cfg.ckpt_path)
-
-    def resume(self) -> int:
-        """Restore the newest complete, intact checkpoint (`checkpoint.load_checkpoint`) into the
-        policy, the `resumable()` parts, the metrics log and the engines; return the iteration it ended (0: none, a fresh
-        start). Raises RuntimeError when it was saved under other settings or the engines die
-        past --max_engine_restarts."""
-        loaded = load_checkpoint(self.policy, self.cfg, self.model_path, self.resumable())
-        if loaded is None:
-            self.logger.drop_after(0)
-            return 0
-        folder, state = loaded
-        self.train_seconds = float(state.get("train_seconds", 0.0))
-        self.last_checkpoint = state["iteration"]
-        self.logger.drop_after(state["iteration"])
-        try:
-            self.engines.sync_weights(state["iteration"] + 1)
-        except EngineRestartsExhausted as exc:
-            raise RuntimeError(f"{exc}; {self.save_before_update(state['iteration'] + 1, exc)}") from exc
-        print(f"[knowrl] resumed from {folder} after iteration {state['iteration']}", flush=True)
-        return state["iteration"]
