@@ -35,7 +35,7 @@ if [ "${STOP:-0}" = "1" ]; then
     echo "collapse_experiment.sh: stopped (run it again to resume)"; exit 0
 fi
 if [ "${FOREGROUND:-0}" != "1" ]; then
-    FOREGROUND=1 setsid nohup bash "$root/scripts/collapse_experiment.sh" "$@" >>"$out/experiment.log" 2>&1 &
+    FOREGROUND=1 setsid nohup bash "$root/scripts/$(basename "${BASH_SOURCE[0]}")" "$@" >>"$out/experiment.log" 2>&1 &
     echo $! > "$out/pid"
     echo "collapse_experiment.sh: running in the background (pid $!); log: $out/experiment.log"
     exit 0
