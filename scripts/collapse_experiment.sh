@@ -11,6 +11,7 @@
 #   STOP=1 bash scripts/collapse_experiment.sh       # stop a background run (resume: run again)
 #   FULL=1 bash scripts/collapse_experiment.sh       # rule 3: the picked arm (ARMS, default A1) at
 #                                                    # full budget, scored on the test splits
+#   FULL=1 STOP=1 bash scripts/collapse_experiment.sh   # stop the full-budget run
 #
 # Arms: A0 today's settings; A1 aligned pseudo-labels + nondegenerate filter; A2 A1 + class
 # balance; A3 A2 + intent weight 0.5; P placebo (A2 with the targets permuted within each batch).
@@ -19,7 +20,8 @@
 # FULL=1: 30 iterations, seed 42, SelfAware/KUQ test splits and a capability:200 draw with seed 1
 # (the base model is scored on the same items), in runs/collapse_full/.
 set -euo pipefail
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+self=$(readlink -f "${BASH_SOURCE[0]}")
+root=$(cd "$(dirname "$self")/.." && pwd)
 cd "$root"
 if [ "${FULL:-0}" = "1" ]; then
     out=${OUT_DIR:-runs/collapse_full} iterations=${ITERATIONS:-30} arms=${ARMS:-A1} seeds=${SEEDS:-42}
@@ -35,7 +37,7 @@ if [ "${STOP:-0}" = "1" ]; then
     echo "collapse_experiment.sh: stopped (run it again to resume)"; exit 0
 fi
 if [ "${FOREGROUND:-0}" != "1" ]; then
-    FOREGROUND=1 setsid nohup bash "$root/scripts/$(basename "${BASH_SOURCE[0]}")" "$@" >>"$out/experiment.log" 2>&1 &
+    FOREGROUND=1 setsid nohup bash "$self" "$@" >>"$out/experiment.log" 2>&1 &
     echo $! > "$out/pid"
     echo "collapse_experiment.sh: running in the background (pid $!); log: $out/experiment.log"
     exit 0

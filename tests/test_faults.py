@@ -78,9 +78,9 @@ def test_killed_engine_is_restarted_and_once_no_restarts_are_left_the_run_stops_
     run.wait_for_first_iteration()
     first = run.actor_pids("LLMEngineActor")     # Ray names the engine process after its actor class
     assert first, "no engine process found under the run"
+    at_first_kill = logged()
     for pid in first:
         os.kill(pid, 9)
-    at_first_kill = logged()
     wait_for(lambda: "restarting it (1/1)" in run.stdout_path.read_text(), run)
     wait_for(lambda: logged() >= at_first_kill + 2, run)        # the restarted engine serves iterations
     second = [pid for pid in run.actor_pids("LLMEngineActor") if pid not in first]

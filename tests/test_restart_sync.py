@@ -22,8 +22,8 @@ from openrlhf.knowrl.checkpoint import RunCheckpoints
 from openrlhf.knowrl.config import KnowRLConfig
 from openrlhf.knowrl.loop import StoppedAfterUpdate, KnowRLTrainer
 from openrlhf.rollout import engine_pool
-from openrlhf.rollout.engine_pool import EnginePool, EngineRestartsExhausted
-from openrlhf.utils.errors import EngineDied
+from openrlhf.rollout.engine_pool import EnginePool
+from openrlhf.utils.errors import EngineDied, EngineRestartsExhausted
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from, and a run stopped by its time budget resumes to exactly the uninterrupted 
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -86,14 +87,15 @@ def test_sigkill_then_resume_past_a_torn_log_and_a_damaged_checkpoint_loses_and_
     # a fresh run in the same folders, and a resume under another ZeRO stage: refused before Ray
     # (in-process: no Ray), nothing touched
     tags = complete_checkpoints(str(out / "ckpt"))
-    saved = {p: p.stat().st_mtime_ns for p in (out / "ckpt").rglob("*") if p.is_file()}
+    # only the complete checkpoints: a rank outliving the driver by a moment may still write the next one
+    saved = {p: p.stat().st_mtime_ns for tag in tags for p in (out / "ckpt" / tag).rglob("*") if p.is_file()}
     capsys.readouterr()  # drop the model builder's progress bars
     assert train_main(tiny_train_command(model, out, "--num_iterations", "2")[3:]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "holds an earlier run's output" in err[0] and "--overwrite" in err[0]
     assert train_main(train_argv(model, out, iterations, "--load_checkpoint", "--zero_stage", "0")[3:]) == 2
     assert "--zero_stage 2 in the checkpoint, 0 now" in capsys.readouterr().err
-    assert {p: p.stat().st_mtime_ns for p in (out / "ckpt").rglob("*") if p.is_file()} == saved
+    assert {p: p.stat().st_mtime_ns for tag in tags for p in (out / "ckpt" / tag).rglob("*") if p.is_file()} == saved
 
     with open(out / "logs" / "metrics.jsonl", "a") as f:
         f.write('{"iteration": 99, "rollout/agr')                      # torn, as by a kill mid-write
@@ -104,8 +106,8 @@ def test_sigkill_then_resume_past_a_torn_log_and_a_damaged_checkpoint_loses_and_
                              text=True, timeout=900)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-5000:]
     assert "is damaged" in resumed.stdout and tags[-1] in resumed.stdout
-    assert "resumed from" in resumed.stdout and f"after iteration {intact}" in resumed.stdout
-    assert "unreadable line" in resumed.stdout
+    assert re.search(rf"resumed from .* after iteration {intact}\n", resumed.stdout), resumed.stdout[-3000:]
+    assert "dropped 1 unreadable line" in resumed.stdout   # the torn line (merged with any the kill tore)
     assert "Traceback" not in resumed.stderr
     assert f"iter {intact + 1}/{iterations}" in resumed.stdout
     assert f"iter {intact}/{iterations}" not in resumed.stdout

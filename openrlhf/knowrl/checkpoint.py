@@ -21,7 +21,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 
-from openrlhf.rollout.engine_pool import EngineRestartsExhausted
+from openrlhf.utils.errors import EngineRestartsExhausted
 
 STATE_FILE = "knowrl_state.json"
 TAG_PATTERN = re.compile(r"^iter_(\d+)$")

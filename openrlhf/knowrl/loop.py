@@ -51,10 +51,11 @@ from openrlhf.knowrl.rank_batches import epoch_order, score_logprobs, train_step
 from openrlhf.knowrl.records import TaskGroup, iteration_metrics, progress_line, train_metrics, write_records
 from openrlhf.knowrl.reward import RewardFunctionError, RewardGroup, agreement, compute_rewards, majority_label
 from openrlhf.knowrl.task_writer import TaskWriter
-from openrlhf.rollout.engine_pool import EnginePool, EngineRestartsExhausted
+from openrlhf.rollout.engine_pool import EnginePool
 from openrlhf.trainer.actor_group import ModelGroup
 from openrlhf.trainer.experience import Experience, build_experience
 from openrlhf.trainer.placement import PlacementPlan
+from openrlhf.utils.errors import EngineRestartsExhausted
 from openrlhf.utils.tracking import MetricsLogger, PhaseTimer, RunProgress
 
 

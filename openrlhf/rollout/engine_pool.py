@@ -24,14 +24,8 @@ from openrlhf.trainer.weight_sync import (
     connect_policy_to_engines,
     share_policy_with_engines,
 )
-from openrlhf.utils.errors import EngineDied
+from openrlhf.utils.errors import EngineDied, EngineRestartsExhausted
 from openrlhf.utils.ray_utils import RankPlacement, actor_options, get_with_timeout
-
-
-class EngineRestartsExhausted(RuntimeError):
-    """An engine died and every restart --max_engine_restarts allows is used. The message is the
-    death's line and the count, e.g. "vLLM engine 0 died while generating (ActorDiedError); 2
-    restart(s) already used (--max_engine_restarts 2)"."""
 
 
 class EnginePool:

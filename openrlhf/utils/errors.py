@@ -17,6 +17,12 @@ class EngineDied(RuntimeError):
         self.index = index
 
 
+class EngineRestartsExhausted(RuntimeError):
+    """An engine died and every restart --max_engine_restarts allows is used. The message is the
+    death's line and the count, e.g. "vLLM engine 0 died while generating (ActorDiedError); 2
+    restart(s) already used (--max_engine_restarts 2)"."""
+
+
 class RankDied(RuntimeError):
     """A rank's process is gone (killed, out of memory). Its ZeRO shards went with it, so the run
     cannot save a new checkpoint: it stops, and can resume from the last complete one if there is
