@@ -14,7 +14,8 @@ import time
 import pytest
 
 from openrlhf.cli.train_knowrl import main as train_main
-from openrlhf.knowrl.checkpoint import complete_checkpoints
+from openrlhf.knowrl.checkpoint import complete_checkpoints, write_state
+from openrlhf.utils.jsonl import read_jsonl
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -40,7 +41,7 @@ def plant_earlier_run(out):
     """An earlier run's output in out/{ckpt,logs,model}: a checkpoint of iteration 9, 9 metrics lines."""
     (out / "ckpt" / "iter_0009").mkdir(parents=True)
     (out / "ckpt" / "iter_0009" / "mp_rank_00_model_states.pt").write_bytes(b"weights")
-    (out / "ckpt" / "iter_0009" / "knowrl_state.json").write_text('{"iteration": 9, "pool": {}, "settings": {}}')
+    write_state(str(out / "ckpt" / "iter_0009"), {"iteration": 9, "pool": {}, "settings": {}})
     (out / "logs").mkdir()
     (out / "logs" / "metrics.jsonl").write_text("".join(f'{{"iteration": {i}}}\n' for i in range(1, 10)))
     (out / "model").mkdir()
@@ -48,7 +49,9 @@ def plant_earlier_run(out):
 
 
 def logged_iterations(log_dir):
-    return [json.loads(line)["iteration"] for line in (log_dir / "metrics.jsonl").read_text().splitlines()]
+    rows, unreadable = read_jsonl(log_dir / "metrics.jsonl")
+    assert unreadable == 0
+    return [r["iteration"] for r in rows]
 
 
 @pytest.mark.e2e
