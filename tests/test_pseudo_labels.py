@@ -144,6 +144,28 @@ def test_early_stop_band_patience_and_score():
     assert restored.state_dict() == stop.state_dict()
 
 
+def test_early_stop_counts_a_rate_that_crosses_to_the_other_side_of_the_band():
+    # the full-budget A1 run: the model starts at ~0.05 (0.15 below the band) and ends at ~0.97
+    # (0.17 above it): not farther than at the start, yet a collapse to the other answer
+    stop = EarlyStop(patience=2)
+    stop.start(0.05)
+    assert stop.drifted(0.97) and not stop.drifted(0.81) and not stop.drifted(0.5)
+    assert stop.check(0.97, 0.9) is None
+    assert "on its other side than at the start for 2 checks" in stop.check(0.96, 0.9)
+    # the same side still needs to be farther than at the start; above the band, mirrored
+    assert not stop.drifted(0.04) and stop.drifted(0.02)
+    above = EarlyStop(patience=1)
+    above.start(0.9)
+    assert not above.drifted(0.91) and above.drifted(0.15) and above.check(0.1, 0.5) is not None
+    # a checkpoint written before the side was recorded keeps the distance rule alone
+    old = EarlyStop(patience=1)
+    old.load_state_dict({"start_distance": 0.15, "drift_checks": 0, "high_agreement_checks": 0})
+    assert old.start_side is None and not old.drifted(0.96) and old.drifted(1.0)
+    restored = EarlyStop()
+    restored.load_state_dict(stop.state_dict())
+    assert restored.start_side == -1 and restored.drifted(0.97)
+
+
 def test_checkpoint_score_is_closeness_to_the_band_middle():
     stop = EarlyStop(band=(0.2, 0.8))
     assert stop.score(0.5) == pytest.approx(1.0) and stop.score(0.2) == pytest.approx(0.0)

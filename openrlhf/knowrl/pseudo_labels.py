@@ -242,9 +242,13 @@ class EarlyStop:
 
     A run must not stop merely because the starting model is biased (SmolLM2-135M says
     "feasible" to ~4 % of tasks, outside the default band), so the band rule compares with the
-    start: a check counts when the predicted-feasible rate lies outside ``band`` *and* farther
-    from it than at the start (``start(rate)``, the check before any update) by more than
-    ``tolerance``. A check also counts when mean self-agreement exceeds ``max_agreement``.
+    start (``start(rate)``, the check before any update): a check counts when the
+    predicted-feasible rate lies outside ``band`` by more than ``tolerance`` *and* either farther
+    from it than at the start (same side) or on the other side of the band than the start (a
+    model that starts below the band and ends answering "feasible" to everything has collapsed
+    the other way, however far below it started: the full-budget run of
+    docs/results/collapse_experiment.md). A check also counts when mean self-agreement exceeds
+    ``max_agreement``.
     ``check`` returns the reason to stop once either condition has held for ``patience`` checks
     in a row, else None. ``score`` ranks checkpoints: closeness of the rate to the band's middle."""
 
@@ -253,23 +257,40 @@ class EarlyStop:
     patience: int = 3
     tolerance: float = 0.02
     start_distance: float = 0.0
+    # -1 below the band at the start, +1 above, 0 inside or unknown; None: not recorded (a
+    # checkpoint from before the side rule), so only the distance counts, as it did then
+    start_side: int | None = 0
     drift_checks: int = 0
     high_agreement_checks: int = 0
+
+    def side(self, rate: float) -> int:
+        """-1 when `rate` lies below the band, +1 above, 0 inside."""
+        return -1 if rate < self.band[0] else (1 if rate > self.band[1] else 0)
 
     def start(self, feasible_rate: float | None) -> None:
         """Record the starting model's rate (None: unknown, treated as inside the band)."""
         self.start_distance = 0.0 if feasible_rate is None else distance_to_band(feasible_rate, self.band)
+        self.start_side = 0 if feasible_rate is None else self.side(feasible_rate)
+
+    def drifted(self, feasible_rate: float | None) -> bool:
+        """Whether one check at `feasible_rate` counts towards a stop (the band rule above)."""
+        if feasible_rate is None:
+            return False
+        distance = distance_to_band(feasible_rate, self.band)
+        if self.start_side is None or self.side(feasible_rate) == self.start_side:
+            return distance > self.start_distance + self.tolerance
+        return distance > self.tolerance
 
     def check(self, feasible_rate: float | None, self_agreement: float | None) -> str | None:
-        drifted = (feasible_rate is not None and
-                   distance_to_band(feasible_rate, self.band) > self.start_distance + self.tolerance)
+        drifted = self.drifted(feasible_rate)
         self.drift_checks = self.drift_checks + 1 if drifted else 0
         high = self_agreement is not None and self_agreement > self.max_agreement
         self.high_agreement_checks = self.high_agreement_checks + 1 if high else 0
         if self.drift_checks >= self.patience:
+            crossed = self.start_side is not None and self.side(feasible_rate) != self.start_side
+            where = "on its other side than at the start" if crossed else "farther from it than at the start"
             return (f"predicted-feasible rate {feasible_rate:.2f} has been outside the band "
-                    f"[{self.band[0]:.2f}, {self.band[1]:.2f}] and farther from it than at the start for "
-                    f"{self.patience} checks in a row")
+                    f"[{self.band[0]:.2f}, {self.band[1]:.2f}] and {where} for {self.patience} checks in a row")
         if self.high_agreement_checks >= self.patience:
             return (f"self-agreement above {self.max_agreement:.2f} for {self.patience} checks in a row "
                     f"({self_agreement:.2f})")
@@ -284,9 +305,10 @@ class EarlyStop:
         return 1.0 - abs(feasible_rate - middle) / half
 
     def state_dict(self) -> dict:
-        return {"start_distance": self.start_distance, "drift_checks": self.drift_checks,
-                "high_agreement_checks": self.high_agreement_checks}
+        return {"start_distance": self.start_distance, "start_side": self.start_side,
+                "drift_checks": self.drift_checks, "high_agreement_checks": self.high_agreement_checks}
 
     def load_state_dict(self, state: dict) -> None:
         self.start_distance = float(state["start_distance"])
+        self.start_side = state.get("start_side")
         self.drift_checks, self.high_agreement_checks = int(state["drift_checks"]), int(state["high_agreement_checks"])
