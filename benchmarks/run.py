@@ -331,7 +331,9 @@ def bench_peer(model_path: str, prompt_texts: list[str], rows: list[dict], shape
     import importlib.util
 
     if trl_from:
-        theirs = dict(json.loads(Path(trl_from).read_text())["peer"]["trl"], reused_from=trl_from)
+        stored = json.loads(Path(trl_from).read_text())
+        # the day matters: the same machine's speed drifts (2x between 2026-11-23 and 2026-12-01)
+        theirs = dict(stored["peer"]["trl"], reused_from=trl_from, measured_on=stored.get("date", "unknown"))
     elif importlib.util.find_spec("trl") is None:
         return {"knowrl": ours, "trl": None, "shape": shape,
                 "note": "trl is not installed: pip install -r requirements-bench.txt"}
@@ -528,6 +530,9 @@ def print_table(results: dict) -> None:
                 f"KnowRL {p['knowrl']['samples_per_s']:.2f} samples/s")
         if p.get("trl"):
             line += f" vs TRL GRPOTrainer {p['trl']['samples_per_s']:.2f}: ratio {p['ratio']:.2f} (goal {p['goal']})"
+            if p["trl"].get("reused_from"):
+                line += (f"; TRL reused from {p['trl']['reused_from']}, measured {p['trl'].get('measured_on', 'unknown')}: "
+                         f"a ratio against another day's TRL is not the goal's measure")
         else:
             line += f"; {p['note']}"
         print(line)

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from benchmarks.run import check_trl_from, main, peer_shape
+from benchmarks.run import bench_peer, check_trl_from, main, peer_shape, print_table
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -43,3 +43,19 @@ def test_trl_shape_mismatch_is_refused_up_front(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--only", "peer", "--trl_from", str(stored)])
     assert "pass --peer_tasks 16" in capsys.readouterr().err
+
+
+def test_a_reused_trl_figure_carries_its_day_into_the_results_and_the_table(tmp_path, capsys):
+    stored = tmp_path / "old.json"
+    stored.write_text(json.dumps({"date": "2026-11-23 16:38:00",
+                                  "peer": {"shape": {"tasks": 4, "n": 4, "max_new_tokens": 64},
+                                           "trl": {"samples_per_s": 0.2}}}))
+    rows = [{"timing/iteration": t, "timing/introspection": 1.0, "timing/update": 2.0,
+             "train/response_length": 20.0, "peak_pss_gb": 1.0} for t in (30.0, 9.0, 11.0)]
+    peer = bench_peer("unused", [], rows, peer_shape(quick=False, tasks=None), trl_from=str(stored))
+    assert peer["trl"]["measured_on"] == "2026-11-23 16:38:00" and peer["trl"]["reused_from"] == str(stored)
+    # 16 samples per iteration, the warm-up dropped: 32 samples in (9 - 1) + (11 - 1) s
+    assert peer["ratio"] == pytest.approx((32 / 18) / 0.2)
+    print_table({"peer": peer})
+    line = capsys.readouterr().out
+    assert "measured 2026-11-23 16:38:00" in line and "not the goal's measure" in line
