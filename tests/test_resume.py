@@ -91,14 +91,17 @@ def test_sigkill_then_resume_past_a_torn_log_and_a_damaged_checkpoint_loses_and_
     # (in-process: no Ray), nothing touched
     tags = complete_checkpoints(str(out / "ckpt"))
     # only the complete checkpoints: a rank outliving the driver by a moment may still write the next one
-    saved = {p: p.stat().st_mtime_ns for tag in tags for p in (out / "ckpt" / tag).rglob("*") if p.is_file()}
+    def complete_files():
+        return {p: p.stat().st_mtime_ns for tag in tags for p in (out / "ckpt" / tag).rglob("*") if p.is_file()}
+
+    saved = complete_files()
     capsys.readouterr()  # drop the model builder's progress bars
     assert train_main(tiny_train_command(model, out, "--num_iterations", "2")[3:]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "holds an earlier run's output" in err[0] and "--overwrite" in err[0]
     assert train_main(train_argv(model, out, iterations, "--load_checkpoint", "--zero_stage", "0")[3:]) == 2
     assert "--zero_stage 2 in the checkpoint, 0 now" in capsys.readouterr().err
-    assert {p: p.stat().st_mtime_ns for tag in tags for p in (out / "ckpt" / tag).rglob("*") if p.is_file()} == saved
+    assert complete_files() == saved
 
     with open(out / "logs" / "metrics.jsonl", "a") as f:
         f.write('{"iteration": 99, "rollout/agr')                      # torn, as by a kill mid-write
